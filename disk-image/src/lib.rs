@@ -1,0 +1,1 @@
+//! Disk image formats read in place. See the crate description.

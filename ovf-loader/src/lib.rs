@@ -1,0 +1,1 @@
+//! OVF/OVA packages: tar index, OVF model, manifest and certificate checks.

@@ -1,0 +1,3 @@
+fn main() {
+    println!("ovf-run: not yet");
+}
