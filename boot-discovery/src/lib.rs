@@ -1,0 +1,1 @@
+//! Boot discovery inside guest disks.

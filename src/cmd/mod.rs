@@ -1,0 +1,52 @@
+//! Subcommands. Each lives in its own file; this module only dispatches.
+
+mod boot;
+mod export_disk;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Exit status for usage errors (as clap uses).
+pub const EXIT_USAGE: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(name = "ovf-run", version, about = "Boot OVF/OVA virtual appliances directly on KVM")]
+pub struct Cli {
+    /// More log output (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Boot a kernel directly, without a package.
+    Boot(boot::BootArgs),
+    /// Write one of a package's disks as a sparse raw image.
+    ExportDisk(export_disk::ExportDiskArgs),
+}
+
+pub fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OVF_RUN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Boot(args) => boot::run(args),
+        Command::ExportDisk(args) => export_disk::run(args),
+    }
+}
