@@ -8,7 +8,7 @@ mod names;
 mod system;
 mod validate;
 
-pub use envelope::parse_descriptor;
+pub use envelope::{parse_descriptor, DescriptorError};
 pub use names::OvfVersion;
 
 use serde::Serialize;
