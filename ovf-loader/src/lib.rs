@@ -15,3 +15,14 @@ pub mod xml;
 
 pub use machine::{machine_spec, MachineSpec};
 pub use package::{Package, PackageError};
+pub mod inspect;
+pub mod verify_cache;
+
+/// ovf-run's cache folder: `$XDG_CACHE_HOME/ovf-run` or `~/.cache/ovf-run`.
+pub fn cache_dir() -> Option<std::path::PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))?;
+    Some(base.join("ovf-run"))
+}

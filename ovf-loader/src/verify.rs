@@ -81,8 +81,15 @@ pub fn verify(pkg: &Package, opts: &VerifyOptions) -> Result<VerifyReport, Packa
                 }
             }
             Err(e) => {
+                let missing = matches!(e, PackageError::MissingFile { .. });
                 report.problems.push(e.to_string());
-                if let Ok(name) = pkg.check_href(&r.href) {
+                if let Ok(name) = pkg.check_href(&r.href).map_err(|_| ()).and_then(|n| {
+                    if missing {
+                        Ok(n)
+                    } else {
+                        Err(())
+                    }
+                }) {
                     report.files.push(FileCheck {
                         name,
                         algorithm: None,

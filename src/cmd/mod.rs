@@ -2,6 +2,9 @@
 
 mod boot;
 mod export_disk;
+mod inspect;
+mod progress;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -10,7 +13,11 @@ use std::process::ExitCode;
 pub const EXIT_USAGE: u8 = 2;
 
 #[derive(Parser, Debug)]
-#[command(name = "ovf-run", version, about = "Boot OVF/OVA virtual appliances directly on KVM")]
+#[command(
+    name = "ovf-run",
+    version,
+    about = "Boot OVF/OVA virtual appliances directly on KVM"
+)]
 pub struct Cli {
     /// More log output (-v info, -vv debug, -vvv trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -22,6 +29,10 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Show what a package contains and the machine it describes.
+    Inspect(inspect::InspectArgs),
+    /// Check a package's manifest digests and signature.
+    Verify(verify::VerifyArgs),
     /// Boot a kernel directly, without a package.
     Boot(boot::BootArgs),
     /// Write one of a package's disks as a sparse raw image.
@@ -46,7 +57,33 @@ pub fn init_logging(verbose: u8) {
 
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Inspect(args) => inspect::run(args),
+        Command::Verify(args) => verify::run(args),
         Command::Boot(args) => boot::run(args),
         Command::ExportDisk(args) => export_disk::run(args),
+    }
+}
+
+/// Open a package, printing the error the way every subcommand does.
+pub fn open_package(path: &std::path::Path) -> Result<ovf_loader::Package, ExitCode> {
+    ovf_loader::Package::open(path).map_err(|e| {
+        eprintln!("ovf-run: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+/// `1.5 GiB`-style sizes for people.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
     }
 }

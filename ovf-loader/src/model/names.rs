@@ -20,6 +20,16 @@ pub enum OvfVersion {
     V2,
 }
 
+impl std::fmt::Display for OvfVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OvfVersion::V0_9 => "0.9",
+            OvfVersion::V1 => "1.x",
+            OvfVersion::V2 => "2.x",
+        })
+    }
+}
+
 /// The OVF version an envelope namespace stands for.
 pub fn version_of_namespace(ns: &str) -> Option<OvfVersion> {
     match ns {

@@ -1,0 +1,215 @@
+//! `ovf-run inspect`: what a package contains and what it would run.
+
+use super::{human_bytes, open_package};
+use clap::Args;
+use ovf_loader::inspect::{inspect, InspectReport};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// The package: an .ova, or an .ovf with its files beside it.
+    pub package: PathBuf,
+    /// Print the report as JSON (documented in docs/inspect-json.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Map the hardware of this deployment option instead of the default.
+    #[arg(long, value_name = "NAME")]
+    pub configuration: Option<String>,
+}
+
+pub fn run(args: InspectArgs) -> ExitCode {
+    let pkg = match open_package(&args.package) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let report = inspect(&pkg, args.configuration.as_deref());
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("ovf-run: cannot write JSON: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print_text(&report);
+    }
+    ExitCode::SUCCESS
+}
+
+fn opt(v: &Option<String>) -> &str {
+    v.as_deref().unwrap_or("-")
+}
+
+fn print_text(r: &InspectReport) {
+    let kind = match r.package.kind {
+        ovf_loader::package::PackageKind::Ova => "OVA",
+        ovf_loader::package::PackageKind::Ovf => "OVF folder",
+    };
+    println!(
+        "Package:   {} ({kind}, OVF {}, descriptor {})",
+        r.package.path, r.package.ovf_version, r.package.descriptor
+    );
+    for p in r
+        .products
+        .iter()
+        .filter(|p| p.product.is_some() || p.vendor.is_some())
+    {
+        println!(
+            "Product:   {} {} by {}{}",
+            opt(&p.product),
+            p.full_version
+                .as_deref()
+                .or(p.version.as_deref())
+                .unwrap_or(""),
+            opt(&p.vendor),
+            p.product_url
+                .as_deref()
+                .map(|u| format!(" <{u}>"))
+                .unwrap_or_default()
+        );
+    }
+    println!(
+        "EULA:      {}",
+        if r.eula.present {
+            format!("yes ({}), acceptance required to run", r.eula.count)
+        } else {
+            "none".into()
+        }
+    );
+    if !r.configurations.is_empty() {
+        let names: Vec<String> = r
+            .configurations
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}{}",
+                    c.id,
+                    if Some(&c.id) == r.default_configuration.as_ref() {
+                        " (default)"
+                    } else {
+                        ""
+                    }
+                )
+            })
+            .collect();
+        println!("Configurations: {}", names.join(", "));
+    }
+    for s in &r.systems {
+        println!(
+            "System:    {} {}",
+            s.id,
+            s.name
+                .as_deref()
+                .map(|n| format!("\"{n}\""))
+                .unwrap_or_default()
+        );
+        if let Some(os) = &s.operating_system {
+            println!("  OS:        {os}");
+        }
+        match (&s.hardware, &s.hardware_error) {
+            (Some(h), _) => {
+                println!("  CPUs:      {}", h.vcpus);
+                println!("  Memory:    {}", human_bytes(h.memory_bytes));
+                for (i, d) in h.disks.iter().enumerate() {
+                    let file = r.disks.iter().find(|x| x.disk_id == d.disk_id);
+                    println!(
+                        "  Disk {i}:    {} capacity {}, {}, {}{}{}",
+                        d.disk_id,
+                        human_bytes(d.capacity_bytes),
+                        match (&d.file_ref, file.and_then(|f| f.file_size)) {
+                            (None, _) => "blank disk".to_string(),
+                            (Some(_), Some(size)) => format!("{} in package", human_bytes(size)),
+                            (Some(_), None) => "image MISSING from package".to_string(),
+                        },
+                        d.format
+                            .as_deref()
+                            .and_then(|f| f.rsplit(['#', '/']).next())
+                            .unwrap_or("unknown format"),
+                        d.controller
+                            .as_ref()
+                            .map(|c| format!(", on {}", c.kind))
+                            .unwrap_or_default(),
+                        if i == 0 { " (boot)" } else { "" }
+                    );
+                }
+                for c in &h.cdroms {
+                    println!("  CD/DVD:    {} (read-only)", c.file_ref);
+                }
+                for (i, n) in h.nics.iter().enumerate() {
+                    println!(
+                        "  NIC {i}:     network {} ({} in the descriptor; virtio-net here){}",
+                        opt(&n.network),
+                        opt(&n.model),
+                        n.mac
+                            .as_deref()
+                            .map(|m| format!(", MAC {m}"))
+                            .unwrap_or_default()
+                    );
+                }
+                for ig in &h.ignored {
+                    println!(
+                        "  ignored:   {} (item {}): {}",
+                        opt(&ig.name),
+                        ig.instance_id,
+                        ig.reason
+                    );
+                }
+                for w in &h.warnings {
+                    println!("  warning:   {w}");
+                }
+            }
+            (None, Some(e)) => println!("  hardware:  cannot be mapped: {e}"),
+            (None, None) => {}
+        }
+    }
+    if !r.properties.is_empty() {
+        println!("Properties:");
+        for p in &r.properties {
+            let value = if p.property.password {
+                "(password)".to_string()
+            } else {
+                p.property.value.clone().unwrap_or_default()
+            };
+            println!(
+                "  {} [{}]{} = {:?}{}",
+                p.property.full_key,
+                p.property.value_type,
+                if p.property.user_configurable {
+                    " user-configurable"
+                } else {
+                    ""
+                },
+                value,
+                p.property
+                    .label
+                    .as_deref()
+                    .map(|l| format!("  ({l})"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    // Exporters repeat vendor settings (vmw:Config) dozens of times: one line per kind.
+    let mut seen: Vec<(&str, &str, &str, usize)> = Vec::new();
+    for i in &r.ignored {
+        match seen
+            .iter_mut()
+            .find(|(e, c, _, _)| *e == i.element && *c == i.context)
+        {
+            Some(entry) => entry.3 += 1,
+            None => seen.push((&i.element, &i.context, &i.reason, 1)),
+        }
+    }
+    for (element, context, reason, count) in seen {
+        let times = if count > 1 {
+            format!(" (x{count})")
+        } else {
+            String::new()
+        };
+        println!("Ignored:   {element}{times} in {context}: {reason}");
+    }
+    for w in &r.warnings {
+        println!("Warning:   {w}");
+    }
+}
