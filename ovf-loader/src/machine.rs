@@ -175,11 +175,26 @@ pub fn machine_spec(
                         item_instance_id: item.instance_id.clone(),
                     },
                 )),
-                None => ignore(
-                    &mut spec,
-                    item,
-                    "disk drive without a disk from DiskSection",
-                ),
+                None => match blank_disk_bytes(item) {
+                    // OVF 2 StorageItems may describe a blank disk by size alone.
+                    Some(capacity_bytes) => disks.push((
+                        controller_rank(&items, item),
+                        DiskSpec {
+                            disk_id: format!("item-{}", item.instance_id),
+                            file_ref: None,
+                            capacity_bytes,
+                            format: None,
+                            controller: controller_of(&items, item),
+                            address_on_parent: item.address_on_parent.clone(),
+                            item_instance_id: item.instance_id.clone(),
+                        },
+                    )),
+                    None => ignore(
+                        &mut spec,
+                        item,
+                        "disk drive without a disk from DiskSection",
+                    ),
+                },
             },
             15 | 16 => match file_of(item) {
                 Some(file_ref) if env.reference(&file_ref).is_some() => {
@@ -311,7 +326,23 @@ fn host_resource_id<'a>(item: &'a Item, kind: &str) -> Option<&'a str> {
 }
 
 fn disk_of<'a>(env: &'a Envelope, item: &Item) -> Option<&'a DiskDefinition> {
-    env.disk(host_resource_id(item, "disk")?)
+    if let Some(id) = host_resource_id(item, "disk") {
+        return env.disk(id);
+    }
+    // oVirt names the image (`group/image`) instead of `ovf:/disk/ID`.
+    let resource = item.host_resources.first()?;
+    env.disks.iter().find(|d| {
+        d.file_ref.as_deref() == Some(resource.as_str())
+            || resource.ends_with(&format!("/{}", d.disk_id))
+    })
+}
+
+fn blank_disk_bytes(item: &Item) -> Option<u64> {
+    if !item.host_resources.is_empty() {
+        return None;
+    }
+    let bytes = units::to_bytes(item.virtual_quantity?, item.allocation_units.as_deref()?).ok()?;
+    (bytes > 0 && bytes <= crate::model::MAX_DISK_BYTES).then_some(bytes)
 }
 
 fn file_of(item: &Item) -> Option<String> {

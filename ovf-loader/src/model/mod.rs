@@ -8,7 +8,7 @@ mod names;
 mod system;
 mod validate;
 
-pub use envelope::{parse_descriptor, DescriptorError};
+pub use envelope::{parse_descriptor, DescriptorError, MAX_DISK_BYTES};
 pub use names::OvfVersion;
 
 use serde::Serialize;
