@@ -1,1 +1,32 @@
-//! Boot discovery inside guest disks.
+//! Boot discovery: find an appliance's kernel, initrd and command line
+//! inside its own boot disk, and say why that choice.
+//!
+//! The disk is read in place through [`BlockSource`]: partition table (MBR
+//! with logical partitions, GPT, or none), LVM2 linear volumes, ext2/3/4
+//! and XFS, then the boot loader's own configuration (GRUB 2, Boot Loader
+//! Spec, extlinux/syslinux) or, failing those, the `/vmlinuz` links.
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # fn f(disk: Arc<dyn block_source::BlockSource>) -> Result<(), boot_discovery::DiscoveryError> {
+//! let plan = boot_discovery::discover(disk)?;
+//! let over = boot_discovery::CmdlineOverride { replace: None, append: vec!["quiet".into()] };
+//! let cmdline = boot_discovery::final_cmdline(&plan.cmdline, &over);
+//! # Ok(()) }
+//! ```
+
+pub mod cmdline;
+pub mod config;
+mod discover;
+pub mod error;
+pub mod fs;
+pub mod lvm;
+pub mod partition;
+pub mod view;
+pub mod volumes;
+
+pub use block_source::BlockSource;
+pub use cmdline::{final_cmdline, serial_cmdline, CmdlineOverride, SERIAL_CONSOLE};
+pub use discover::{discover, BootPlan, MAX_INITRD, MAX_KERNEL};
+pub use error::DiscoveryError;
+pub use partition::{PartitionInfo, TableKind};

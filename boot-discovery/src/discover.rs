@@ -1,0 +1,405 @@
+//! Find what to boot: try each boot loader configuration in the order a
+//! real machine would honour them, load the default entry's kernel and
+//! initrd, and record why at every step.
+
+use crate::config::{bls, extlinux, grub, grubenv, BootEntry};
+use crate::error::DiscoveryError;
+use crate::partition::{human_size, PartitionInfo};
+use crate::volumes::{read_anywhere, resolve_device, scan, split_device, DiskScan, Volume};
+use block_source::BlockSource;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Kernels are tens of MiB; this leaves room for debug builds.
+pub const MAX_KERNEL: u64 = 256 << 20;
+/// Initramfs images with firmware can be a few hundred MiB.
+pub const MAX_INITRD: u64 = 1 << 30;
+/// Boot loader configs are kilobytes.
+const MAX_CONFIG: u64 = 4 << 20;
+/// More BLS entries than this is not a real system.
+const MAX_BLS_ENTRIES: usize = 512;
+
+const GRUB_CFGS: [&str; 4] = [
+    "/boot/grub/grub.cfg",
+    "/grub/grub.cfg",
+    "/boot/grub2/grub.cfg",
+    "/grub2/grub.cfg",
+];
+const BLS_DIRS: [&str; 2] = ["/loader/entries", "/boot/loader/entries"];
+const EXTLINUX_CFGS: [&str; 7] = [
+    "/boot/extlinux/extlinux.conf",
+    "/extlinux/extlinux.conf",
+    "/boot/syslinux/syslinux.cfg",
+    "/syslinux/syslinux.cfg",
+    "/extlinux.conf",
+    "/syslinux.cfg",
+    "/boot/extlinux.conf",
+];
+const LINKS: [(&str, &str); 2] = [
+    ("/vmlinuz", "/initrd.img"),
+    ("/boot/vmlinuz", "/boot/initrd.img"),
+];
+
+/// What to boot, and why.
+#[derive(Debug, Clone)]
+pub struct BootPlan {
+    pub kernel: Vec<u8>,
+    /// All of the entry's initrds, concatenated 4-byte aligned as GRUB does.
+    pub initrd: Option<Vec<u8>>,
+    /// The entry's own command line, unchanged (see `cmdline::final_cmdline`).
+    pub cmdline: String,
+    pub kernel_path: String,
+    /// Space-separated when the entry lists several initrds.
+    pub initrd_path: Option<String>,
+    /// Where the kernel was read from.
+    pub partition: PartitionInfo,
+    pub entry_title: String,
+    /// One sentence per decision, in order.
+    pub reasons: Vec<String>,
+}
+
+/// Find the appliance's kernel, initrd and command line on its boot disk.
+pub fn discover(disk: Arc<dyn BlockSource>) -> Result<BootPlan, DiscoveryError> {
+    let scan = scan(disk)?;
+    let mut reasons = vec![format!(
+        "partition table: {}, {} partition(s); readable filesystems: {}",
+        scan.layout.table,
+        scan.layout
+            .partitions
+            .iter()
+            .filter(|p| p.number != 0)
+            .count(),
+        if scan.volumes.is_empty() {
+            "none".to_string()
+        } else {
+            scan.volumes
+                .iter()
+                .map(Volume::describe)
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    )];
+    reasons.extend(scan.layout.notes.iter().cloned());
+    let mut failures: Vec<String> = Vec::new();
+
+    for strategy in [from_grub, from_bls_only, from_extlinux, from_links] {
+        match strategy(&scan, &mut reasons, &mut failures) {
+            Some(Ok(plan)) => return Ok(plan),
+            Some(Err(e)) => failures.push(e),
+            None => {}
+        }
+    }
+    Err(DiscoveryError::NothingBootable {
+        report: report(&scan, &failures),
+    })
+}
+
+type Attempt = Option<Result<BootPlan, String>>;
+
+fn read_text(v: &Volume, path: &str) -> Option<String> {
+    match v.fs.read_file(path, MAX_CONFIG) {
+        Ok(Some(d)) => Some(String::from_utf8_lossy(&d).into_owned()),
+        _ => None,
+    }
+}
+
+fn find_first(
+    scan: &DiskScan,
+    paths: &[&'static str],
+) -> Option<(usize, &'static str, String)> {
+    for (i, v) in scan.volumes.iter().enumerate() {
+        for p in paths {
+            if let Some(t) = read_text(v, p) {
+                return Some((i, *p, t));
+            }
+        }
+    }
+    None
+}
+
+/// BLS entries of one volume, sorted into menu order.
+fn bls_entries(v: &Volume, env: &HashMap<String, String>) -> Vec<BootEntry> {
+    let mut out = Vec::new();
+    for dir in BLS_DIRS {
+        let Ok(Some(mut names)) = v.fs.list_dir(dir) else {
+            continue;
+        };
+        names.sort();
+        for name in names
+            .iter()
+            .filter(|n| n.ends_with(".conf"))
+            .take(MAX_BLS_ENTRIES)
+        {
+            if let Some(text) = read_text(v, &format!("{dir}/{name}")) {
+                if let Some(e) = bls::parse_entry(name.trim_end_matches(".conf"), &text, env) {
+                    out.push(e);
+                }
+            }
+        }
+        if !out.is_empty() {
+            break;
+        }
+    }
+    bls::sort_entries(&mut out);
+    out.into_iter().map(|e| e.entry).collect()
+}
+
+fn from_grub(scan: &DiskScan, reasons: &mut Vec<String>, _: &mut Vec<String>) -> Attempt {
+    let (vi, cfg_path, text) = find_first(scan, &GRUB_CFGS)?;
+    let vol = &scan.volumes[vi];
+    let env_path = format!(
+        "{}/grubenv",
+        cfg_path.rsplit_once('/').map(|x| x.0).unwrap_or("")
+    );
+    let env = vol
+        .fs
+        .read_file(&env_path, 64 * 1024)
+        .ok()
+        .flatten()
+        .map(|d| grubenv::parse(&d))
+        .unwrap_or_default();
+    reasons.push(format!(
+        "boot loader: GRUB 2, {cfg_path} on {}",
+        vol.describe()
+    ));
+    if let Some(s) = env.get("saved_entry") {
+        reasons.push(format!("{env_path} has saved_entry={s}"));
+    }
+    let menu = grub::read_menu(&text, &env);
+    // Replace the blscfg placeholder with the entries it would generate.
+    let mut items = Vec::new();
+    for it in &menu.items {
+        match it {
+            grub::MenuItem::Bls { root } => {
+                let bv = root
+                    .as_deref()
+                    .and_then(|r| resolve_device(r, &scan.volumes))
+                    .unwrap_or(vi);
+                let entries = bls_entries(&scan.volumes[bv], &env);
+                reasons.push(format!(
+                    "blscfg: {} Boot Loader Spec entries on {}",
+                    entries.len(),
+                    scan.volumes[bv].describe()
+                ));
+                items.extend(entries.into_iter().map(|mut e| {
+                    e.device = root.clone();
+                    grub::MenuItem::Entry {
+                        title: e.title.clone(),
+                        id: e.id.clone(),
+                        boot: Some(e),
+                    }
+                }));
+            }
+            other => items.push(other.clone()),
+        }
+    }
+    let Some(choice) = grub::choose(&menu, &items) else {
+        return Some(Err(format!(
+            "{cfg_path} on {} has no menu entry with a linux line",
+            vol.describe()
+        )));
+    };
+    reasons.push(format!(
+        "entry \"{}\": {}",
+        choice.entry.title, choice.reason
+    ));
+    Some(load_entry(scan, choice.entry, Some(vi), reasons))
+}
+
+fn from_bls_only(scan: &DiskScan, reasons: &mut Vec<String>, _: &mut Vec<String>) -> Attempt {
+    for (i, v) in scan.volumes.iter().enumerate() {
+        let env = [
+            "/grub2/grubenv",
+            "/boot/grub2/grubenv",
+            "/grub/grubenv",
+            "/boot/grub/grubenv",
+        ]
+        .iter()
+        .find_map(|p| v.fs.read_file(p, 64 * 1024).ok().flatten())
+        .map(|d| grubenv::parse(&d))
+        .unwrap_or_default();
+        let entries = bls_entries(v, &env);
+        if entries.is_empty() {
+            continue;
+        }
+        let saved = env.get("saved_entry").filter(|s| !s.is_empty());
+        let (entry, why) = match saved
+            .and_then(|s| entries.iter().find(|e| e.id.as_deref() == Some(s.as_str())))
+        {
+            Some(e) => (e, "it is grubenv's saved_entry".to_string()),
+            None => (&entries[0], "it sorts first (newest version)".to_string()),
+        };
+        reasons.push(format!(
+            "boot loader: {} Boot Loader Spec entries on {} (no grub.cfg)",
+            entries.len(),
+            v.describe()
+        ));
+        reasons.push(format!("entry \"{}\": {why}", entry.title));
+        return Some(load_entry(scan, entry, Some(i), reasons));
+    }
+    None
+}
+
+fn from_extlinux(scan: &DiskScan, reasons: &mut Vec<String>, _: &mut Vec<String>) -> Attempt {
+    let (vi, path, text) = find_first(scan, &EXTLINUX_CFGS)?;
+    let (entries, default) = extlinux::parse(&text);
+    let Some((idx, why)) = default else {
+        return Some(Err(format!(
+            "{path} on {} has no label with a kernel",
+            scan.volumes[vi].describe()
+        )));
+    };
+    let dir = path.rsplit_once('/').map(|x| x.0).unwrap_or("");
+    let mut entry = entries[idx].clone();
+    // Relative paths in extlinux are relative to the config's directory.
+    let abs = |p: &str| {
+        if p.starts_with('/') {
+            p.to_string()
+        } else {
+            format!("{dir}/{p}")
+        }
+    };
+    entry.kernel = abs(&entry.kernel);
+    entry.initrds = entry.initrds.iter().map(|p| abs(p)).collect();
+    reasons.push(format!(
+        "boot loader: extlinux/syslinux, {path} on {}",
+        scan.volumes[vi].describe()
+    ));
+    reasons.push(format!("entry \"{}\": {why}", entry.title));
+    Some(load_entry(scan, &entry, Some(vi), reasons))
+}
+
+/// Last resort: Debian's `/vmlinuz` and `/initrd.img` links. The command
+/// line is then made up: `root=` names the filesystem that holds `/etc`.
+fn from_links(scan: &DiskScan, reasons: &mut Vec<String>, _: &mut Vec<String>) -> Attempt {
+    for (i, v) in scan.volumes.iter().enumerate() {
+        for (k, ird) in LINKS {
+            let Ok(Some(kernel)) = v.fs.read_file(k, MAX_KERNEL) else {
+                continue;
+            };
+            let initrd = v.fs.read_file(ird, MAX_INITRD).ok().flatten();
+            let root = scan
+                .volumes
+                .iter()
+                .find(|r| crate::volumes::exists(&*r.fs, "/etc/fstab"))
+                .unwrap_or(v);
+            let cmdline = match (&root.info.logical_volume, root.fs.uuid(), &initrd) {
+                (Some(lv), _, _) => format!("root=/dev/mapper/{} ro", crate::volumes::dm_name(lv)),
+                (None, Some(u), Some(_)) => format!("root=UUID={u} ro"),
+                _ => format!("root=/dev/vda{} ro", root.info.number.max(1)),
+            };
+            reasons.push(format!(
+                "no boot loader configuration found; using the {k} link on {}",
+                v.describe()
+            ));
+            reasons.push(format!(
+                "made up the command line \"{cmdline}\": root is {}, which holds /etc/fstab",
+                root.describe()
+            ));
+            let target = v.fs.read_link(k).ok().flatten();
+            return Some(Ok(BootPlan {
+                cmdline,
+                kernel_path: target
+                    .map(|t| format!("{k} -> {t}"))
+                    .unwrap_or_else(|| k.to_string()),
+                initrd_path: initrd.as_ref().map(|_| ird.to_string()),
+                kernel,
+                initrd,
+                partition: scan.volumes[i].info.clone(),
+                entry_title: format!("{k} link"),
+                reasons: std::mem::take(reasons),
+            }));
+        }
+    }
+    None
+}
+
+/// Load an entry's kernel and initrds, resolving GRUB device names.
+fn load_entry(
+    scan: &DiskScan,
+    e: &BootEntry,
+    cfg_vol: Option<usize>,
+    reasons: &mut Vec<String>,
+) -> Result<BootPlan, String> {
+    let pick = |path: &str| -> (Option<usize>, String) {
+        let (dev, p) = split_device(path);
+        let dev = dev.or(e.device.as_deref());
+        let vol = dev
+            .and_then(|d| resolve_device(d, &scan.volumes))
+            .or(cfg_vol);
+        (vol, p.to_string())
+    };
+    let (kvol, kpath) = pick(&e.kernel);
+    let (ki, kernel, note) = read_anywhere(&scan.volumes, kvol, &kpath, MAX_KERNEL)
+        .map_err(|err| format!("entry \"{}\": kernel {}: {err}", e.title, e.kernel))?;
+    reasons.extend(note);
+    reasons.push(format!(
+        "kernel {kpath} ({}) read from {}",
+        human_size(kernel.len() as u64),
+        scan.volumes[ki].describe()
+    ));
+    let mut initrd: Option<Vec<u8>> = None;
+    let mut paths = Vec::new();
+    for ird in &e.initrds {
+        let (ivol, ipath) = pick(ird);
+        let (ii, data, note) = read_anywhere(&scan.volumes, ivol.or(Some(ki)), &ipath, MAX_INITRD)
+            .map_err(|err| format!("entry \"{}\": initrd {ird}: {err}", e.title))?;
+        reasons.extend(note);
+        reasons.push(format!(
+            "initrd {ipath} ({}) read from {}",
+            human_size(data.len() as u64),
+            scan.volumes[ii].describe()
+        ));
+        let buf = initrd.get_or_insert_with(Vec::new);
+        if (buf.len() as u64 + data.len() as u64) > MAX_INITRD {
+            return Err(format!(
+                "entry \"{}\": initrds together exceed {}",
+                e.title,
+                human_size(MAX_INITRD)
+            ));
+        }
+        buf.resize(buf.len().next_multiple_of(4), 0);
+        buf.extend_from_slice(&data);
+        paths.push(ipath);
+    }
+    Ok(BootPlan {
+        kernel,
+        initrd,
+        cmdline: e.args.clone(),
+        kernel_path: kpath,
+        initrd_path: (!paths.is_empty()).then(|| paths.join(" ")),
+        partition: scan.volumes[ki].info.clone(),
+        entry_title: e.title.clone(),
+        reasons: std::mem::take(reasons),
+    })
+}
+
+/// What was found and what is missing, for the "nothing bootable" error.
+fn report(scan: &DiskScan, failures: &[String]) -> String {
+    let mut r = format!("found: partition table {}\n", scan.layout.table);
+    for f in &scan.findings {
+        r.push_str(&format!("  {f}\n"));
+    }
+    for n in &scan.layout.notes {
+        r.push_str(&format!("  note: {n}\n"));
+    }
+    for f in failures {
+        r.push_str(&format!("  problem: {f}\n"));
+    }
+    let mut looked: Vec<String> = GRUB_CFGS.iter().map(|s| s.to_string()).collect();
+    looked.extend(BLS_DIRS.iter().map(|d| format!("{d}/*.conf")));
+    looked.extend(EXTLINUX_CFGS.iter().map(|s| s.to_string()));
+    looked.extend(LINKS.iter().map(|(k, _)| k.to_string()));
+    r.push_str(&format!(
+        "looked for (on each readable filesystem): {}\n",
+        looked.join(", ")
+    ));
+    r.push_str(if scan.volumes.is_empty() {
+        "missing: a filesystem ovf-run can read (ext2/3/4, XFS, on a partition or LVM volume)"
+    } else if failures.is_empty() {
+        "missing: a boot loader configuration or a /vmlinuz link; give --kernel (and --initrd, --cmdline) to boot anyway"
+    } else {
+        "missing: the kernel or initrd the boot configuration names; give --kernel (and --initrd, --cmdline) to boot anyway"
+    });
+    r
+}

@@ -1,0 +1,115 @@
+//! Read-only filesystem access, only as much as finding boot files needs.
+//!
+//! Each filesystem implements [`BootFs`]: read a whole (small) file by
+//! absolute path with symlinks followed, list a directory, tell its UUID.
+//! Everything else (writing, permissions, xattrs) is deliberately absent.
+
+mod ext;
+pub mod xfs;
+
+use crate::error::FsError;
+use crate::view::read_vec;
+use block_source::BlockSource;
+use std::sync::Arc;
+
+pub use ext::ExtFs;
+pub use xfs::XfsFs;
+
+/// A filesystem that boot files can be read from.
+pub trait BootFs {
+    /// `ext4`, `xfs`, ...
+    fn kind(&self) -> &'static str;
+    /// Filesystem UUID in lowercase text form (what `search --fs-uuid` and
+    /// `root=UUID=` compare against).
+    fn uuid(&self) -> Option<String>;
+    /// Whole contents of a regular file, symlinks followed. `Ok(None)` when
+    /// the path does not exist (or a component is not a directory).
+    fn read_file(&self, path: &str, max: u64) -> Result<Option<Vec<u8>>, FsError>;
+    /// Names in a directory (without `.`/`..`); `Ok(None)` when missing.
+    fn list_dir(&self, path: &str) -> Result<Option<Vec<String>>, FsError>;
+    /// Target of a symlink; `Ok(None)` when missing or not a symlink.
+    fn read_link(&self, path: &str) -> Result<Option<String>, FsError>;
+}
+
+/// What a probe of a volume's first bytes recognised.
+pub enum Probe {
+    Fs(Box<dyn BootFs>),
+    /// An LVM2 physical volume; the caller maps its logical volumes.
+    LvmPv,
+    /// A format we recognise by name but do not read (swap, vfat, ...).
+    Other(&'static str),
+    /// Recognised, but opening it failed.
+    Broken {
+        kind: &'static str,
+        detail: String,
+    },
+    Unknown,
+}
+
+fn magic_at(src: &dyn BlockSource, offset: u64, magic: &[u8]) -> bool {
+    read_vec(src, offset, magic.len())
+        .map(|b| b == magic)
+        .unwrap_or(false)
+}
+
+/// Look at a volume and open it if we can read it.
+pub fn probe(src: Arc<dyn BlockSource>) -> Probe {
+    let s = &*src;
+    if magic_at(s, 0x438, &[0x53, 0xef]) {
+        return match ExtFs::open(src.clone()) {
+            Ok(fs) => Probe::Fs(Box::new(fs)),
+            Err(e) => Probe::Broken {
+                kind: "ext2/3/4",
+                detail: e,
+            },
+        };
+    }
+    if magic_at(s, 0, b"XFSB") {
+        return match XfsFs::open(src.clone()) {
+            Ok(fs) => Probe::Fs(Box::new(fs)),
+            Err(e) => Probe::Broken {
+                kind: "xfs",
+                detail: e,
+            },
+        };
+    }
+    if (0..4).any(|i| magic_at(s, i * 512, b"LABELONE")) {
+        return Probe::LvmPv;
+    }
+    if magic_at(s, 0, b"LUKS\xba\xbe") {
+        return Probe::Other("LUKS encrypted volume");
+    }
+    if magic_at(s, 0x10040, b"_BHRfS_M") {
+        return Probe::Other("btrfs");
+    }
+    if magic_at(s, 4086, b"SWAPSPACE2") || magic_at(s, 65526, b"SWAPSPACE2") {
+        return Probe::Other("Linux swap");
+    }
+    if magic_at(s, 82, b"FAT32   ") || magic_at(s, 54, b"FAT16   ") || magic_at(s, 54, b"FAT12   ")
+    {
+        return Probe::Other("vfat");
+    }
+    if magic_at(s, 0, b"hsqs") {
+        return Probe::Other("squashfs");
+    }
+    if magic_at(s, 0x8001, b"CD001") {
+        return Probe::Other("iso9660");
+    }
+    Probe::Unknown
+}
+
+/// Split an absolute path into its components, refusing `..` so a hostile
+/// config cannot walk out of where it claims to be (we resolve `.`).
+pub fn components(path: &str) -> Option<Vec<&str>> {
+    let mut out = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop()?;
+            }
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
