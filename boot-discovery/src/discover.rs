@@ -103,10 +103,7 @@ fn read_text(v: &Volume, path: &str) -> Option<String> {
     }
 }
 
-fn find_first(
-    scan: &DiskScan,
-    paths: &[&'static str],
-) -> Option<(usize, &'static str, String)> {
+fn find_first(scan: &DiskScan, paths: &[&'static str]) -> Option<(usize, &'static str, String)> {
     for (i, v) in scan.volumes.iter().enumerate() {
         for p in paths {
             if let Some(t) = read_text(v, p) {
