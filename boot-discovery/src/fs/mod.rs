@@ -6,6 +6,7 @@
 
 mod ext;
 pub mod xfs;
+mod xfs_dir;
 
 use crate::error::FsError;
 use crate::view::read_vec;
