@@ -446,9 +446,10 @@ mod tests {
 
     #[test]
     fn extent_record_decodes() {
-        // startoff=5, startblock=0x123456, blockcount=7, written.
-        let hi: u64 = (5u64 << 9) | (0x123456u64 >> 43);
-        let lo: u64 = ((0x123456u64 & ((1 << 43) - 1)) << 21) | 7;
+        // startoff=5, startblock spanning both words, blockcount=7, written.
+        let fsb: u64 = (3 << 43) | 0x123456;
+        let hi: u64 = (5u64 << 9) | (fsb >> 43);
+        let lo: u64 = ((fsb & ((1 << 43) - 1)) << 21) | 7;
         let mut r = [0u8; 16];
         r[..8].copy_from_slice(&hi.to_be_bytes());
         r[8..].copy_from_slice(&lo.to_be_bytes());
@@ -468,6 +469,6 @@ mod tests {
         let mut sb = vec![0u8; 4096];
         sb[..4].copy_from_slice(b"XFSB");
         let src: Arc<dyn BlockSource> = Arc::new(block_source::MemorySource::new(sb, true));
-        assert!(XfsFs::open(src).unwrap_err().contains("geometry"));
+        assert!(XfsFs::open(src).err().unwrap().contains("geometry"));
     }
 }

@@ -103,7 +103,7 @@ fn data_block(fs: &XfsFs, b: &[u8], out: &mut Vec<(Vec<u8>, u64)>) -> Result<(),
     while pos + 11 <= end {
         if be16(b, pos) == 0xffff {
             let len = be16(b, pos + 2);
-            if len < 8 || len % 8 != 0 {
+            if len < 8 || len & 7 != 0 {
                 return Err("corrupt free space in a directory block".into());
             }
             pos += len;
