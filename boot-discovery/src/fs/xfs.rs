@@ -457,7 +457,7 @@ mod tests {
             parse_extent(&r),
             Extent {
                 file_block: 5,
-                fs_block: 0x123456,
+                fs_block: fsb,
                 count: 7,
                 unwritten: false
             }
