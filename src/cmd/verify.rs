@@ -26,6 +26,10 @@ pub struct VerifyArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Accept an earlier successful verification of the same, unchanged
+    /// files with the same trust options (what starting a package does).
+    #[arg(long)]
+    pub cached: bool,
     #[command(flatten)]
     pub trust: TrustArgs,
 }
@@ -35,7 +39,7 @@ pub fn run(args: VerifyArgs) -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let report = match verify_package(&pkg, &args.trust, false) {
+    let report = match verify_package(&pkg, &args.trust, args.cached) {
         Ok(r) => r,
         Err(code) => return code,
     };
