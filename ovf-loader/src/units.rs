@@ -41,14 +41,15 @@ pub fn bytes_multiplier(units: &str) -> Result<u64, String> {
     Ok(value)
 }
 
-fn parse_factor(factor: &str) -> Option<u64> {
+/// `None`: not a factor; `Some(None)`: a factor too large for 64 bits.
+fn parse_factor(factor: &str) -> Option<Option<u64>> {
     match factor.split_once('^') {
         Some((base, exp)) => {
             let base: u64 = base.parse().ok()?;
             let exp: u32 = exp.parse().ok()?;
-            base.checked_pow(exp)
+            Some(base.checked_pow(exp))
         }
-        None => factor.parse().ok(),
+        None => factor.parse().ok().map(Some),
     }
 }
 
