@@ -33,7 +33,8 @@ pub fn bytes_multiplier(units: &str) -> Result<u64, String> {
     };
     for factor in factors {
         let f = parse_factor(factor)
-            .ok_or_else(|| format!("cannot read factor '{factor}' in units '{units}'"))?;
+            .ok_or_else(|| format!("cannot read factor '{factor}' in units '{units}'"))?
+            .ok_or_else(|| format!("units '{units}' are too large"))?;
         value = value
             .checked_mul(f)
             .ok_or_else(|| format!("units '{units}' are too large"))?;
