@@ -7,7 +7,8 @@ OVF_RUN_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 QEMU_PREFIX="$OVF_RUN_CACHE/qemu"
 TESTHOST_DIR="$OVF_RUN_CACHE/testhost"
 APPLIANCE_DIR="$OVF_RUN_CACHE/appliances"
-TESTHOST_LOCK="$OVF_RUN_CACHE/testhost.lock"
+# One TCG test host at a time per machine (2 cores), whatever the cache.
+TESTHOST_LOCK="$HOME/.cache/ovf-run/testhost.lock"
 
 log() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; }
 die() { log "error: $*"; exit 1; }

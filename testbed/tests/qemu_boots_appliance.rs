@@ -1,0 +1,69 @@
+//! QEMU-KVM boots each Debian test appliance's disk (taken out of the OVA by
+//! scripts/bench-qemu-boot with tar + qemu-img, not by ovf-run) to its ready
+//! marker, where a real /dev/kvm is: this proves the appliances and the KVM
+//! test host independently of our VMM.
+//!
+//! Each boot takes about 3 minutes in the test host. Both tests share the
+//! test host through its lock, so the second one waits for the first.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use testbed::{appliance_path, runner_or_fail, scratch_dir, Console, Variant};
+
+/// Time limit of one boot inside the test host (the script enforces it).
+const BOOT_LIMIT: Duration = Duration::from_secs(900);
+/// How long the test waits for the marker, queueing for the test host included.
+const WAIT_LIMIT: Duration = Duration::from_secs(2700);
+
+fn boots_to_ready_marker(variant: Variant) {
+    let runner = runner_or_fail();
+    let ova = appliance_path(variant).unwrap_or_else(|e| panic!("{e}"));
+    let dir = scratch_dir(&format!("qemu-boot-{}", variant.name())).expect("scratch directory");
+    let console = Console::at(dir.path().join("console.log"));
+
+    let mut child = Command::new(runner.script("bench-qemu-boot"))
+        .arg(variant.name())
+        .arg("--dir")
+        .arg(dir.path())
+        .arg("--timeout")
+        .arg(BOOT_LIMIT.as_secs().to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start scripts/bench-qemu-boot");
+
+    let waited = console.wait_for_while("OVF-RUN-READY", WAIT_LIMIT, &mut child);
+    if waited.is_err() {
+        let _ = child.kill();
+    }
+    let out = child
+        .wait_with_output()
+        .expect("wait for scripts/bench-qemu-boot");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if let Err(e) = waited {
+        panic!("{} did not boot to its ready marker: {e}\nbench stdout:\n{stdout}\nbench stderr:\n{stderr}", ova.display());
+    }
+    assert!(
+        out.status.success(),
+        "marker seen, but bench-qemu-boot failed ({}) (web page check?)\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    assert!(
+        stdout.contains("phase ready-to-http-page"),
+        "no web page phase in:\n{stdout}"
+    );
+    eprintln!("{} ({:?}):\n{stdout}", ova.display(), runner.mode());
+}
+
+#[test]
+fn qemu_kvm_boots_the_mbr_appliance() {
+    boots_to_ready_marker(Variant::Mbr);
+}
+
+#[test]
+fn qemu_kvm_boots_the_gpt_appliance() {
+    boots_to_ready_marker(Variant::Gpt);
+}
