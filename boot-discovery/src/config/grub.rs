@@ -574,7 +574,7 @@ mod tests {
             panic!("{:?}", m.items[1])
         };
         assert_eq!(id.as_deref(), Some(&*format!("gnulinux-advanced-{UUID}")));
-        assert_eq!(items.len(), 3);
+        assert_eq!(items.len(), 4);
         let c = choose(&m, &m.items).unwrap();
         assert_eq!(c.entry.title, "Debian GNU/Linux");
         assert_eq!(
