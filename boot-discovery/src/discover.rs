@@ -58,6 +58,41 @@ pub struct BootPlan {
     pub reasons: Vec<String>,
 }
 
+impl BootPlan {
+    /// A few lines for `inspect` and progress output: what boots, and why.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "entry:   \"{}\"\nkernel:  {} ({}) on {}\n",
+            self.entry_title,
+            self.kernel_path,
+            human_size(self.kernel.len() as u64),
+            self.partition
+        );
+        match (&self.initrd_path, &self.initrd) {
+            (Some(p), Some(d)) => {
+                s.push_str(&format!("initrd:  {p} ({})\n", human_size(d.len() as u64)))
+            }
+            _ => s.push_str("initrd:  none\n"),
+        }
+        s.push_str(&format!("cmdline: {}\nwhy:\n", self.cmdline));
+        for r in &self.reasons {
+            s.push_str(&format!("  - {r}\n"));
+        }
+        s
+    }
+}
+
+/// What a kernel image looks like, for a warning when it is not bootable.
+fn kernel_note(path: &str, k: &[u8]) -> Option<String> {
+    if k.len() > 0x206 && &k[0x202..0x206] == b"HdrS" {
+        None
+    } else if k.starts_with(b"\x7fELF") {
+        Some(format!("note: {path} is an ELF vmlinux, not a bzImage"))
+    } else {
+        Some(format!("warning: {path} has no Linux boot header (HdrS at 0x202); it may not be a kernel ovf-run can boot"))
+    }
+}
+
 /// Find the appliance's kernel, initrd and command line on its boot disk.
 pub fn discover(disk: Arc<dyn BlockSource>) -> Result<BootPlan, DiscoveryError> {
     let scan = scan(disk)?;
@@ -293,6 +328,7 @@ fn from_links(scan: &DiskScan, reasons: &mut Vec<String>, _: &mut Vec<String>) -
                 "made up the command line \"{cmdline}\": root is {}, which holds /etc/fstab",
                 root.describe()
             ));
+            reasons.extend(kernel_note(k, &kernel));
             let target = v.fs.read_link(k).ok().flatten();
             return Some(Ok(BootPlan {
                 cmdline,

@@ -145,8 +145,10 @@ pub fn resolve_device(dev: &str, volumes: &[Volume]) -> Option<usize> {
     if let Some(f) = dev.strip_prefix("file=") {
         return volumes.iter().position(|v| exists(&*v.fs, f));
     }
-    if dev.starts_with("label=") {
-        return None;
+    if let Some(l) = dev.strip_prefix("label=") {
+        return volumes
+            .iter()
+            .position(|v| v.fs.label().as_deref() == Some(l));
     }
     if let Some(name) = dev.strip_prefix("lvm/") {
         return volumes

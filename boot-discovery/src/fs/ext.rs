@@ -52,6 +52,15 @@ impl BootFs for ExtFs {
         Some(self.fs.uuid().to_string())
     }
 
+    fn label(&self) -> Option<String> {
+        self.fs
+            .label()
+            .to_str()
+            .ok()
+            .map(str::to_string)
+            .filter(|l| !l.is_empty())
+    }
+
     fn read_file(&self, path: &str, max: u64) -> Result<Option<Vec<u8>>, FsError> {
         let md = match self.fs.metadata(path) {
             Ok(m) => m,

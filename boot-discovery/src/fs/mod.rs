@@ -23,6 +23,10 @@ pub trait BootFs {
     /// Filesystem UUID in lowercase text form (what `search --fs-uuid` and
     /// `root=UUID=` compare against).
     fn uuid(&self) -> Option<String>;
+    /// Filesystem label, if set (what `search --label` compares against).
+    fn label(&self) -> Option<String> {
+        None
+    }
     /// Whole contents of a regular file, symlinks followed. `Ok(None)` when
     /// the path does not exist (or a component is not a directory).
     fn read_file(&self, path: &str, max: u64) -> Result<Option<Vec<u8>>, FsError>;

@@ -86,6 +86,7 @@ pub struct XfsFs {
     pub(super) ftype: bool,
     nrext64: bool,
     uuid: [u8; 16],
+    label: String,
 }
 
 impl XfsFs {
@@ -130,6 +131,9 @@ impl XfsFs {
             ftype: (v5 && incompat & INCOMPAT_FTYPE != 0) || features2 & FEATURES2_FTYPE != 0,
             nrext64: incompat & INCOMPAT_NREXT64 != 0,
             uuid,
+            label: String::from_utf8_lossy(&sb[108..120])
+                .trim_end_matches('\0')
+                .to_string(),
             src,
         })
     }
@@ -402,6 +406,10 @@ impl BootFs for XfsFs {
             "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
             u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]
         ))
+    }
+
+    fn label(&self) -> Option<String> {
+        (!self.label.is_empty()).then(|| self.label.clone())
     }
 
     fn read_file(&self, path: &str, max: u64) -> Result<Option<Vec<u8>>, FsError> {
