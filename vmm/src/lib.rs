@@ -1,1 +1,162 @@
-//! The virtual machine monitor.
+//! The virtual machine monitor: takes a plain VM description and runs it
+//! on KVM. It knows nothing about OVF; the package side turns appliances
+//! into a [`VmConfig`].
+
+pub mod acpi;
+pub mod boot;
+pub mod console;
+pub mod cpuid;
+pub mod interrupts;
+pub mod layout;
+pub mod memory;
+mod pci_setup;
+mod signals;
+pub mod vcpu;
+mod vm;
+
+pub use boot::{BzImageMode, Kernel};
+pub use console::ConsoleConfig;
+pub use devices::BlockSource;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A disk as the guest sees it: a virtio-blk device.
+#[derive(Clone)]
+pub struct DiskConfig {
+    pub source: Arc<dyn BlockSource>,
+    /// Refuse writes and advertise VIRTIO_BLK_F_RO.
+    pub read_only: bool,
+    /// The serial the guest reads with VIRTIO_BLK_T_GET_ID (at most 20 bytes).
+    pub id: String,
+}
+
+impl std::fmt::Debug for DiskConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskConfig")
+            .field("capacity", &self.source.capacity())
+            .field("read_only", &self.read_only)
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+/// Everything needed to run a VM.
+#[derive(Debug, Clone)]
+pub struct VmConfig {
+    pub vcpus: u8,
+    pub memory_mib: u64,
+    pub kernel: Kernel,
+    pub initrd: Option<PathBuf>,
+    pub cmdline: String,
+    pub disks: Vec<DiskConfig>,
+    /// Add a virtio-rng device.
+    pub entropy: bool,
+    pub console: ConsoleConfig,
+    /// Exit instead of restarting when the guest reboots.
+    pub no_reboot: bool,
+    pub bzimage_mode: BzImageMode,
+    /// Features hidden from the guest's CPUID.
+    pub cpuid_masks: Vec<cpuid::CpuidMask>,
+}
+
+impl VmConfig {
+    /// A config with the usual defaults: 1 vCPU, 512 MiB, console on stdio.
+    pub fn new(kernel: Kernel) -> Self {
+        VmConfig {
+            vcpus: 1,
+            memory_mib: 512,
+            kernel,
+            initrd: None,
+            cmdline: String::new(),
+            disks: Vec::new(),
+            entropy: true,
+            console: ConsoleConfig {
+                stdio: true,
+                log: None,
+            },
+            no_reboot: false,
+            bzimage_mode: BzImageMode::PreferPvh,
+            cpuid_masks: Vec::new(),
+        }
+    }
+}
+
+/// How the VM ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// The guest powered off.
+    Poweroff,
+    /// The guest rebooted and `no_reboot` was set.
+    Reboot,
+    /// The user quit from the console escape or a signal's grace period ran out.
+    Stopped,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VmmError {
+    #[error("cannot open /dev/kvm: {0} (is KVM available and are you allowed to use it?)")]
+    Kvm(kvm_ioctls::Error),
+    #[error("KVM refused to {what}: {source}")]
+    KvmSetup {
+        what: &'static str,
+        source: kvm_ioctls::Error,
+    },
+    #[error("the VM needs 1 to 254 vCPUs, not {0}")]
+    VcpuCount(u8),
+    #[error(transparent)]
+    Memory(#[from] memory::MemoryError),
+    #[error(transparent)]
+    Boot(#[from] boot::BootError),
+    #[error(transparent)]
+    Vcpu(#[from] vcpu::VcpuError),
+    #[error("cannot build the ACPI tables: {0}")]
+    Acpi(String),
+    #[error("cannot set up device {what}: {source}")]
+    Device {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("the VM failed: {reason}{}", format_tail(.last_lines))]
+    Failed {
+        reason: String,
+        last_lines: Vec<String>,
+    },
+}
+
+fn format_tail(lines: &[String]) -> String {
+    if lines.is_empty() {
+        return "\n(the guest printed nothing on its console)".into();
+    }
+    let mut s = String::from("\nlast console lines:");
+    for l in lines {
+        s.push_str("\n  | ");
+        s.push_str(l);
+    }
+    s
+}
+
+/// Run the VM until it powers off (or reboots with `no_reboot`).
+pub fn run(config: VmConfig) -> Result<ExitStatus, VmmError> {
+    signals::install();
+    let sink = console::ConsoleSink::new(&config.console).map_err(|source| VmmError::Device {
+        what: "console".into(),
+        source,
+    })?;
+    let _raw = if config.console.stdio {
+        console::RawTerminal::stdin()
+    } else {
+        None
+    };
+    loop {
+        match vm::run_once(&config, &sink)? {
+            vm::Outcome::Poweroff => return Ok(ExitStatus::Poweroff),
+            vm::Outcome::Reset if config.no_reboot => return Ok(ExitStatus::Reboot),
+            vm::Outcome::Reset => {
+                tracing::info!("guest rebooted; starting it again");
+                continue;
+            }
+            vm::Outcome::Stopped => return Ok(ExitStatus::Stopped),
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The DSDT: COM1, the PCI root bridge with its windows, the power button
+//! behind a generic event device, and `_S5_` for poweroff.
+
+use crate::layout::{GED_IRQ, PCI_MMIO_SIZE, PCI_MMIO_START};
+use acpi_tables::aml::{
+    AddressSpace, AddressSpaceCacheable, Device, EISAName, Interrupt, Method, Name, Notify,
+    Package, Path, ResourceTemplate, Scope, IO,
+};
+use acpi_tables::sdt::Sdt;
+use acpi_tables::Aml;
+use devices::acpi_power::S5_SLEEP_TYPE;
+use devices::serial::{COM1_BASE, COM1_IRQ};
+
+fn com1() -> Vec<u8> {
+    let hid = EISAName::new("PNP0501");
+    let uid = 0u8;
+    let io = IO::new(COM1_BASE as u16, COM1_BASE as u16, 1, 8);
+    let irq = Interrupt::new(true, true, false, false, COM1_IRQ);
+    let crs = ResourceTemplate::new(vec![&io, &irq]);
+    let n_hid = Name::new("_HID".into(), &hid);
+    let n_uid = Name::new("_UID".into(), &uid);
+    let n_crs = Name::new("_CRS".into(), &crs);
+    let mut out = Vec::new();
+    Device::new("COM1".into(), vec![&n_hid, &n_uid, &n_crs]).to_aml_bytes(&mut out);
+    out
+}
+
+fn pci_root() -> Vec<u8> {
+    let hid = EISAName::new("PNP0A08");
+    let cid = EISAName::new("PNP0A03");
+    let zero = 0u8;
+    let bus = AddressSpace::<u16>::new_bus_number(0, 0);
+    let cfg = IO::new(0xcf8, 0xcf8, 1, 8);
+    let io_low = AddressSpace::<u16>::new_io(0x0000, 0x0cf7, None);
+    let io_high = AddressSpace::<u16>::new_io(0x0d00, 0xffff, None);
+    let mmio = AddressSpace::<u32>::new_memory(
+        AddressSpaceCacheable::NotCacheable,
+        true,
+        PCI_MMIO_START as u32,
+        (PCI_MMIO_START + PCI_MMIO_SIZE - 1) as u32,
+        None,
+    );
+    let crs = ResourceTemplate::new(vec![&bus, &cfg, &io_low, &io_high, &mmio]);
+    let n_hid = Name::new("_HID".into(), &hid);
+    let n_cid = Name::new("_CID".into(), &cid);
+    let n_adr = Name::new("_ADR".into(), &zero);
+    let n_seg = Name::new("_SEG".into(), &zero);
+    let n_uid = Name::new("_UID".into(), &zero);
+    let n_bbn = Name::new("_BBN".into(), &zero);
+    let n_crs = Name::new("_CRS".into(), &crs);
+    let mut out = Vec::new();
+    Device::new(
+        "PCI0".into(),
+        vec![&n_hid, &n_cid, &n_adr, &n_seg, &n_uid, &n_bbn, &n_crs],
+    )
+    .to_aml_bytes(&mut out);
+    out
+}
+
+fn power_button() -> Vec<u8> {
+    let mut out = Vec::new();
+    let pnp = EISAName::new("PNP0C0C");
+    let zero = 0u8;
+    let n_hid = Name::new("_HID".into(), &pnp);
+    let n_uid = Name::new("_UID".into(), &zero);
+    Device::new("PWRB".into(), vec![&n_hid, &n_uid]).to_aml_bytes(&mut out);
+
+    // The generic event device raises GED_IRQ; its _EVT turns that into a
+    // power button press notification.
+    let ged_hid: &'static str = "ACPI0013";
+    let irq = Interrupt::new(true, true, false, false, GED_IRQ);
+    let crs = ResourceTemplate::new(vec![&irq]);
+    let pwrb = Path::new("\\_SB_.PWRB");
+    let press = 0x80u8;
+    let notify = Notify::new(&pwrb, &press);
+    let evt = Method::new("_EVT".into(), 1, true, vec![&notify]);
+    let n_hid = Name::new("_HID".into(), &ged_hid);
+    let n_uid = Name::new("_UID".into(), &zero);
+    let n_crs = Name::new("_CRS".into(), &crs);
+    Device::new("GED_".into(), vec![&n_hid, &n_uid, &n_crs, &evt]).to_aml_bytes(&mut out);
+    out
+}
+
+/// The whole DSDT.
+pub fn build() -> Sdt {
+    let mut dsdt = Sdt::new(*b"DSDT", 36, 6, *b"OVFRUN", *b"OVFRDSDT", 1);
+    let com1 = com1();
+    let pci = pci_root();
+    let pwr = power_button();
+    struct Raw(Vec<u8>);
+    impl Aml for Raw {
+        fn to_aml_bytes(&self, sink: &mut dyn acpi_tables::AmlSink) {
+            sink.vec(&self.0);
+        }
+    }
+    let (a, b, c) = (Raw(com1), Raw(pci), Raw(pwr));
+    let mut body = Vec::new();
+    Scope::new("\\_SB_".into(), vec![&a, &b, &c]).to_aml_bytes(&mut body);
+    let s5_typ = S5_SLEEP_TYPE;
+    let zero = 0u8;
+    Name::new(
+        "_S5_".into(),
+        &Package::new(vec![&s5_typ, &s5_typ, &zero, &zero]),
+    )
+    .to_aml_bytes(&mut body);
+    dsdt.append_slice(&body);
+    dsdt
+}

@@ -1,0 +1,92 @@
+//! Guest RAM: anonymous, lazily touched mappings around the MMIO hole.
+
+use crate::layout::{FOUR_GIB, MMIO_HOLE_START};
+use kvm_bindings::kvm_userspace_memory_region;
+use kvm_ioctls::VmFd;
+use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+
+pub type GuestMemory = GuestMemoryMmap<()>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryError {
+    #[error("guest memory of {0} MiB is too small: at least 64 MiB are needed to boot Linux")]
+    TooSmall(u64),
+    #[error("guest memory of {0} MiB is more than this monitor supports (1 TiB)")]
+    TooLarge(u64),
+    #[error("cannot map {mib} MiB of guest memory: {source}")]
+    Map {
+        mib: u64,
+        source: vm_memory::mmap::FromRangesError,
+    },
+    #[error("KVM refused the guest memory region at {addr:#x}: {source}")]
+    Register {
+        addr: u64,
+        source: kvm_ioctls::Error,
+    },
+}
+
+/// The RAM ranges for `mib` MiB: below the hole, then above 4 GiB.
+pub fn ram_ranges(mib: u64) -> Result<Vec<(GuestAddress, usize)>, MemoryError> {
+    if mib < 64 {
+        return Err(MemoryError::TooSmall(mib));
+    }
+    if mib > 1 << 20 {
+        return Err(MemoryError::TooLarge(mib));
+    }
+    let bytes = mib << 20;
+    if bytes <= MMIO_HOLE_START {
+        Ok(vec![(GuestAddress(0), bytes as usize)])
+    } else {
+        Ok(vec![
+            (GuestAddress(0), MMIO_HOLE_START as usize),
+            (GuestAddress(FOUR_GIB), (bytes - MMIO_HOLE_START) as usize),
+        ])
+    }
+}
+
+/// Map guest RAM. Pages are only backed when first touched (anonymous,
+/// `MAP_NORESERVE`), so a 4 GiB guest that uses 200 MiB costs 200 MiB.
+pub fn create(mib: u64) -> Result<GuestMemory, MemoryError> {
+    GuestMemoryMmap::from_ranges(&ram_ranges(mib)?)
+        .map_err(|source| MemoryError::Map { mib, source })
+}
+
+/// Tell KVM about every region.
+pub fn register(vm: &VmFd, mem: &GuestMemory) -> Result<(), MemoryError> {
+    for (slot, region) in mem.iter().enumerate() {
+        let host =
+            mem.get_host_address(region.start_addr())
+                .map_err(|_| MemoryError::Register {
+                    addr: region.start_addr().0,
+                    source: kvm_ioctls::Error::new(libc::EFAULT),
+                })?;
+        let r = kvm_userspace_memory_region {
+            slot: slot as u32,
+            flags: 0,
+            guest_phys_addr: region.start_addr().0,
+            memory_size: region.len(),
+            userspace_addr: host as u64,
+        };
+        // SAFETY: the mapping lives as long as `mem`, which the VM owns and
+        // drops only after the VM file descriptor.
+        unsafe { vm.set_user_memory_region(r) }.map_err(|source| MemoryError::Register {
+            addr: region.start_addr().0,
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_split_around_the_hole() {
+        assert_eq!(ram_ranges(512).unwrap(), vec![(GuestAddress(0), 512 << 20)]);
+        let r = ram_ranges(4096).unwrap();
+        assert_eq!(r[0], (GuestAddress(0), 0xc000_0000));
+        assert_eq!(r[1], (GuestAddress(FOUR_GIB), 0x4000_0000));
+        assert!(ram_ranges(16).is_err());
+    }
+}

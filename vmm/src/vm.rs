@@ -1,0 +1,202 @@
+//! One run of the VM: build it from the config, run vCPUs and the event
+//! loop until something stops it, tear it down.
+
+use crate::console::{ConsoleSink, StdinInput};
+use crate::interrupts::KvmInterrupts;
+use crate::layout::{KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR};
+use crate::vcpu::{self, VcpuContext};
+use crate::{acpi, boot, cpuid, memory, signals, VmConfig, VmmError};
+use devices::acpi_power::{AcpiPower, ACPI_PM_BASE, ACPI_PM_LEN};
+use devices::bus::Bus;
+use devices::i8042::{I8042, I8042_BASE, I8042_LEN};
+use devices::interrupt::IrqTrigger;
+use devices::lifecycle::{StopReason, StopSignal};
+use devices::serial::{Serial, COM1_BASE, COM1_IRQ, COM1_LEN};
+use event_manager::{EventManager, MutEventSubscriber, SubscriberOps};
+use kvm_bindings::{kvm_pit_config, KVM_PIT_SPEAKER_DUMMY};
+use kvm_ioctls::Kvm;
+use std::os::unix::thread::JoinHandleExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long the guest gets to shut down after SIGINT/SIGTERM pressed the
+/// power button.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+pub enum Outcome {
+    Poweroff,
+    Reset,
+    Stopped,
+}
+
+fn kvm_err(what: &'static str) -> impl Fn(kvm_ioctls::Error) -> VmmError {
+    move |source| VmmError::KvmSetup { what, source }
+}
+
+fn dev_err(what: &str) -> impl Fn(std::io::Error) -> VmmError + '_ {
+    move |source| VmmError::Device {
+        what: what.to_string(),
+        source,
+    }
+}
+
+type Subscriber = Arc<Mutex<dyn MutEventSubscriber + Send>>;
+
+pub fn run_once(config: &VmConfig, sink: &ConsoleSink) -> Result<Outcome, VmmError> {
+    if config.vcpus == 0 || config.vcpus > 254 {
+        return Err(VmmError::VcpuCount(config.vcpus));
+    }
+    let started = Instant::now();
+    let kvm = Kvm::new().map_err(VmmError::Kvm)?;
+    let vm = Arc::new(kvm.create_vm().map_err(kvm_err("create a VM"))?);
+    vm.set_tss_address(KVM_TSS_ADDR as usize)
+        .map_err(kvm_err("set the TSS address"))?;
+    if let Err(e) = vm.set_identity_map_address(KVM_IDENTITY_MAP_ADDR) {
+        tracing::debug!("identity map address not set: {e}");
+    }
+    vm.create_irq_chip()
+        .map_err(kvm_err("create the in-kernel interrupt controller"))?;
+    let pit = kvm_pit_config {
+        flags: KVM_PIT_SPEAKER_DUMMY,
+        ..Default::default()
+    };
+    vm.create_pit2(pit)
+        .map_err(kvm_err("create the in-kernel PIT"))?;
+
+    let mem = memory::create(config.memory_mib)?;
+    memory::register(&vm, &mem)?;
+    let irqs = Arc::new(KvmInterrupts::new(vm.clone()).map_err(dev_err("interrupt routing"))?);
+
+    let stop = Arc::new(StopSignal::new().map_err(dev_err("stop signal"))?);
+    let pio = Arc::new(Bus::new());
+    let mmio = Arc::new(Bus::new());
+    let mut event_manager = EventManager::<Subscriber>::new()
+        .map_err(|e| dev_err("event loop")(std::io::Error::other(format!("{e:?}"))))?;
+
+    let serial_irq = IrqTrigger::new().map_err(dev_err("serial"))?;
+    irqs.register_line(serial_irq.eventfd(), COM1_IRQ)
+        .map_err(dev_err("serial interrupt"))?;
+    let serial = Arc::new(Mutex::new(Serial::new(serial_irq, Box::new(sink.clone()))));
+    let bus_err = |e: devices::bus::BusError| dev_err("bus")(std::io::Error::other(e.to_string()));
+    pio.insert(serial.clone(), COM1_BASE, COM1_LEN)
+        .map_err(bus_err)?;
+    pio.insert(
+        Arc::new(Mutex::new(I8042::new(stop.clone()))),
+        I8042_BASE,
+        I8042_LEN,
+    )
+    .map_err(bus_err)?;
+    pio.insert(
+        Arc::new(Mutex::new(AcpiPower::new(stop.clone()))),
+        ACPI_PM_BASE,
+        ACPI_PM_LEN,
+    )
+    .map_err(bus_err)?;
+    let ged = IrqTrigger::new().map_err(dev_err("power button"))?;
+    irqs.register_line(ged.eventfd(), crate::layout::GED_IRQ)
+        .map_err(dev_err("power button interrupt"))?;
+
+    crate::pci_setup::attach(config, &mem, &vm, &irqs, &pio, &mmio, &mut event_manager)?;
+
+    let rsdp = acpi::write(&mem, config.vcpus).map_err(VmmError::Acpi)?;
+    let setup = boot::load(
+        &mem,
+        &config.kernel,
+        config.initrd.as_ref(),
+        &config.cmdline,
+        config.bzimage_mode,
+        rsdp,
+    )?;
+    if let Some(d) = setup.host_decompress {
+        tracing::info!(
+            "kernel decompressed on the host in {:.1} ms",
+            d.as_secs_f64() * 1000.0
+        );
+    }
+    vcpu::write_boot_structures(&mem, setup.entry)?;
+
+    let base_cpuid = cpuid::supported(&kvm).map_err(kvm_err("report its supported CPUID"))?;
+    let exiting = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+    for id in 0..config.vcpus {
+        let fd = vm
+            .create_vcpu(id as u64)
+            .map_err(kvm_err("create a vCPU"))?;
+        let c = cpuid::for_vcpu(&base_cpuid, id, config.vcpus, &config.cpuid_masks);
+        vcpu::setup_common(&fd, id, &c)?;
+        if id == 0 {
+            vcpu::setup_boot_registers(&fd, setup.entry)?;
+        }
+        let ctx = VcpuContext {
+            id,
+            pio: pio.clone(),
+            mmio: mmio.clone(),
+            stop: stop.clone(),
+            exiting: exiting.clone(),
+        };
+        let t = std::thread::Builder::new()
+            .name(format!("vcpu{id}"))
+            .spawn(move || vcpu::run_loop(fd, ctx))
+            .map_err(dev_err("vCPU thread"))?;
+        threads.push(t);
+    }
+    tracing::info!(
+        "VM started in {:.1} ms ({} boot, {} vCPUs, {} MiB)",
+        started.elapsed().as_secs_f64() * 1000.0,
+        setup.protocol,
+        config.vcpus,
+        config.memory_mib
+    );
+
+    if config.console.stdio {
+        let input: Subscriber = Arc::new(Mutex::new(StdinInput::new(serial.clone(), stop.clone())));
+        event_manager.add_subscriber(input);
+    }
+
+    let mut deadline: Option<Instant> = None;
+    while stop.reason().is_none() {
+        if let Err(e) = event_manager.run_with_timeout(50) {
+            stop.stop(StopReason::Failed(format!("event loop: {e:?}")));
+        }
+        if signals::take_stop_request() {
+            if deadline.is_some() {
+                stop.stop(StopReason::UserQuit);
+            } else {
+                tracing::info!("stop requested: pressing the power button");
+                let _ = ged.fire();
+                deadline = Some(Instant::now() + SHUTDOWN_GRACE);
+            }
+        }
+        if deadline.is_some_and(|d| Instant::now() > d) {
+            tracing::warn!("the guest did not power off within {SHUTDOWN_GRACE:?}; stopping it");
+            stop.stop(StopReason::UserQuit);
+        }
+    }
+
+    exiting.store(true, Ordering::Release);
+    for t in threads {
+        let give_up = Instant::now() + Duration::from_secs(5);
+        while !t.is_finished() && Instant::now() < give_up {
+            // SAFETY: the thread is alive (not finished) and the signal has a
+            // no-op handler; it only makes KVM_RUN return EINTR.
+            unsafe {
+                libc::pthread_kill(t.as_pthread_t(), signals::kick_signal());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if t.is_finished() {
+            let _ = t.join();
+        }
+    }
+
+    match stop.reason() {
+        Some(StopReason::Poweroff) => Ok(Outcome::Poweroff),
+        Some(StopReason::Reset) => Ok(Outcome::Reset),
+        Some(StopReason::UserQuit) | None => Ok(Outcome::Stopped),
+        Some(StopReason::Failed(reason)) => Err(VmmError::Failed {
+            reason,
+            last_lines: sink.last_lines(15),
+        }),
+    }
+}
