@@ -27,6 +27,10 @@ pub const DIR_LEAF_OFFSET: u64 = 32 << 30;
 /// No real file has more extents than this; a btree claiming more is hostile.
 const MAX_EXTENTS: usize = 1 << 20;
 const MAX_SYMLINKS: usize = 40;
+/// Real extent btrees are a few levels deep.
+const MAX_BTREE_LEVEL: u16 = 8;
+/// Blocks one file's extent btree may make us read.
+const MAX_BTREE_BLOCKS: usize = 1 << 16;
 
 fn be16(b: &[u8], o: usize) -> u16 {
     u16::from_be_bytes([b[o], b[o + 1]])
@@ -103,10 +107,10 @@ impl XfsFs {
             (sb[120], sb[122], sb[123], sb[124], sb[192]);
         let sane = block_size.is_power_of_two()
             && (512..=65536).contains(&block_size)
-            && 1u64 << blocklog == block_size
+            && 1u64.checked_shl(blocklog as u32) == Some(block_size)
             && inode_size.is_power_of_two()
             && (256..=2048).contains(&inode_size)
-            && 1u64 << inodelog == inode_size
+            && 1u64.checked_shl(inodelog as u32) == Some(inode_size)
             && inopblog as u32 + inodelog as u32 == blocklog as u32
             && agblklog > 0
             && agblklog < 32
@@ -212,20 +216,34 @@ impl XfsFs {
 
     /// The btree root kept in the inode: level, numrecs, keys, pointers.
     fn btree_root(&self, fork: &[u8], out: &mut Vec<Extent>) -> Result<(), String> {
+        if fork.len() < 20 {
+            return Err("corrupt extent btree root".into());
+        }
         let level = be16(fork, 0);
         let n = be16(fork, 2) as usize;
         let maxrecs = (fork.len() - 4) / 16;
-        if level == 0 || n > maxrecs {
+        if level == 0 || level > MAX_BTREE_LEVEL || n > maxrecs {
             return Err("corrupt extent btree root".into());
         }
+        let mut budget = MAX_BTREE_BLOCKS;
         for i in 0..n {
             let ptr = be64(fork, 4 + maxrecs * 8 + i * 8);
-            self.btree_block(ptr, level - 1, out)?;
+            self.btree_block(ptr, level - 1, out, &mut budget)?;
         }
         Ok(())
     }
 
-    fn btree_block(&self, fsb: u64, level: u16, out: &mut Vec<Extent>) -> Result<(), String> {
+    fn btree_block(
+        &self,
+        fsb: u64,
+        level: u16,
+        out: &mut Vec<Extent>,
+        budget: &mut usize,
+    ) -> Result<(), String> {
+        // Pointers may repeat (a DAG), so bound the blocks visited, not just depth.
+        *budget = budget
+            .checked_sub(1)
+            .ok_or("extent btree is implausibly large")?;
         let addr = self
             .block_addr(fsb)
             .ok_or("extent btree pointer out of range")?;
@@ -252,7 +270,7 @@ impl XfsFs {
         let maxrecs = (b.len() - hdr) / 16;
         for i in 0..n.min(maxrecs) {
             let ptr = be64(&b, hdr + maxrecs * 8 + i * 8);
-            self.btree_block(ptr, level - 1, out)?;
+            self.btree_block(ptr, level - 1, out, budget)?;
         }
         Ok(())
     }
@@ -271,8 +289,8 @@ impl XfsFs {
             if e.unwritten {
                 continue;
             }
-            let e_start = e.file_block * self.block_size;
-            let e_end = e_start + e.count * self.block_size;
+            let e_start = e.file_block.saturating_mul(self.block_size);
+            let e_end = e_start.saturating_add(e.count * self.block_size);
             let (s, t) = (e_start.max(pos), e_end.min(end));
             if s >= t {
                 continue;

@@ -28,8 +28,10 @@ pub fn entries(fs: &XfsFs, dir: &Inode) -> Result<Vec<(Vec<u8>, u64)>, String> {
             let mut seen_blocks = 0u64;
             let mut last = None;
             for e in ext {
-                let start = e.file_block * fs.block_size;
-                let end = (start + e.count * fs.block_size).min(DIR_LEAF_OFFSET);
+                let start = e.file_block.saturating_mul(fs.block_size);
+                let end = start
+                    .saturating_add(e.count * fs.block_size)
+                    .min(DIR_LEAF_OFFSET);
                 let mut off = start - start % dbs;
                 while off < end {
                     if last != Some(off) {

@@ -82,7 +82,7 @@ fn read_entries(disk: &dyn BlockSource, h: &Header) -> Option<Vec<PartitionInfo>
         out.push(PartitionInfo {
             number: i as u32 + 1,
             start: first.saturating_mul(SECTOR),
-            size: (last - first + 1).saturating_mul(SECTOR),
+            size: (last - first).saturating_add(1).saturating_mul(SECTOR),
             table: TableKind::Gpt,
             type_code: PartitionType::Gpt(guid_to_string(&e[0..16])),
             uuid: Some(guid_to_string(&e[16..32]).to_ascii_lowercase()),
