@@ -196,3 +196,39 @@ fn corrupted_xfs_never_panics() {
         .arg(&img));
     fuzz("xfs v4", std::fs::read(&img).unwrap(), 1000);
 }
+
+/// Mangled boot configurations: truncated at every point, and with random
+/// bytes replaced. The parsers must always return.
+#[test]
+fn mangled_configs_never_panic() {
+    use boot_discovery::config::{bls, extlinux, grub, grubenv};
+    let grub_cfg = include_str!("data/debian-bookworm-grub-saved.cfg");
+    let env = grubenv::parse(include_bytes!("data/debian-grubenv"));
+    let bls_entry = "title T\nversion 1.2\nlinux /vmlinuz\ninitrd /i\noptions $kernelopts ${x} $\n";
+    let ext = include_str!("data/extlinux.conf");
+    let try_all = |text: &str| {
+        let m = grub::read_menu(text, &env);
+        let _ = grub::choose(&m, &m.items);
+        let _ = bls::parse_entry("id", text, &env);
+        let _ = extlinux::parse(text);
+        let _ = grubenv::parse(text.as_bytes());
+        let _ = boot_discovery::lvm::parse_metadata(text);
+    };
+    for src in [grub_cfg, bls_entry, ext] {
+        for cut in (0..src.len()).step_by(7) {
+            if src.is_char_boundary(cut) {
+                try_all(&src[..cut]);
+            }
+        }
+        let mut rng = Rng(42);
+        let specials = b"{}[]'\"$\\;\n#=><-";
+        for _ in 0..300 {
+            let mut b = src.as_bytes().to_vec();
+            for _ in 0..1 + rng.next() % 6 {
+                let at = (rng.next() % b.len() as u64) as usize;
+                b[at] = specials[(rng.next() % specials.len() as u64) as usize];
+            }
+            try_all(&String::from_utf8_lossy(&b));
+        }
+    }
+}
