@@ -120,7 +120,10 @@ pub fn discover(disk: Arc<dyn BlockSource>) -> Result<BootPlan, DiscoveryError> 
     for strategy in [from_grub, from_bls_only, from_extlinux, from_links] {
         match strategy(&scan, &mut reasons, &mut failures) {
             Some(Ok(plan)) => return Ok(plan),
-            Some(Err(e)) => failures.push(e),
+            Some(Err(e)) => {
+                reasons.push(format!("{e}; trying the next way to boot"));
+                failures.push(e);
+            }
             None => {}
         }
     }
@@ -138,8 +141,14 @@ fn read_text(v: &Volume, path: &str) -> Option<String> {
     }
 }
 
+/// The first volume holding one of `paths`. Partitions marked bootable are
+/// looked at first: that is where a BIOS boots from when several systems
+/// share a disk.
 fn find_first(scan: &DiskScan, paths: &[&'static str]) -> Option<(usize, &'static str, String)> {
-    for (i, v) in scan.volumes.iter().enumerate() {
+    let mut order: Vec<usize> = (0..scan.volumes.len()).collect();
+    order.sort_by_key(|&i| !scan.volumes[i].info.bootable);
+    for i in order {
+        let v = &scan.volumes[i];
         for p in paths {
             if let Some(t) = read_text(v, p) {
                 return Some((i, *p, t));
@@ -255,11 +264,31 @@ fn from_bls_only(scan: &DiskScan, reasons: &mut Vec<String>, _: &mut Vec<String>
             continue;
         }
         let saved = env.get("saved_entry").filter(|s| !s.is_empty());
-        let (entry, why) = match saved
-            .and_then(|s| entries.iter().find(|e| e.id.as_deref() == Some(s.as_str())))
-        {
-            Some(e) => (e, "it is grubenv's saved_entry".to_string()),
-            None => (&entries[0], "it sorts first (newest version)".to_string()),
+        let by_id = |id: &str| entries.iter().find(|e| e.id.as_deref() == Some(id));
+        // systemd-boot's loader.conf `default` is a glob over entry file names.
+        let loader_default = read_text(v, "/loader/loader.conf").and_then(|t| {
+            t.lines().find_map(|l| {
+                l.trim()
+                    .strip_prefix("default")
+                    .map(|p| p.trim().to_string())
+            })
+        });
+        let globbed = loader_default.as_deref().and_then(|pat| {
+            entries.iter().find(|e| {
+                let id = e.id.as_deref().unwrap_or("");
+                glob(pat, id) || glob(pat, &format!("{id}.conf"))
+            })
+        });
+        let (entry, why) = match (saved.and_then(|s| by_id(s)), globbed) {
+            (Some(e), _) => (e, "it is grubenv's saved_entry".to_string()),
+            (None, Some(e)) => (
+                e,
+                format!(
+                    "/loader/loader.conf says default {}",
+                    loader_default.unwrap_or_default()
+                ),
+            ),
+            (None, None) => (&entries[0], "it sorts first (newest version)".to_string()),
         };
         reasons.push(format!(
             "boot loader: {} Boot Loader Spec entries on {} (no grub.cfg)",
@@ -345,6 +374,29 @@ fn from_links(scan: &DiskScan, reasons: &mut Vec<String>, _: &mut Vec<String>) -
         }
     }
     None
+}
+
+/// Shell-style glob with `*` and `?` (loader.conf's `default`).
+fn glob(pat: &str, s: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pat.chars().collect(), s.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(sp) = star {
+            pi = sp + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
 }
 
 /// Load an entry's kernel and initrds, resolving GRUB device names.
@@ -435,4 +487,18 @@ fn report(scan: &DiskScan, failures: &[String]) -> String {
         "missing: the kernel or initrd the boot configuration names; give --kernel (and --initrd, --cmdline) to boot anyway"
     });
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob;
+
+    #[test]
+    fn globs() {
+        assert!(glob("fedora-*", "fedora-6.5.6.conf"));
+        assert!(glob("*6.5.?-300*", "abc-6.5.6-300.fc39"));
+        assert!(!glob("debian-*", "fedora-1"));
+        assert!(glob("exact.conf", "exact.conf"));
+        assert!(!glob("a*b", "acbx"));
+    }
 }

@@ -441,3 +441,70 @@ fn nothing_bootable_says_what_was_found() {
         "{report}"
     );
 }
+
+#[test]
+fn missing_grub_kernel_falls_back_to_links_and_says_so() {
+    if !have("mkfs.ext4") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let k = fake_kernel("6.1.0-99-amd64");
+    // grub.cfg names 6.1.0-13, which was removed; only the links remain valid.
+    let disk = ext4_image(
+        tmp.path(),
+        "stale",
+        16,
+        CFG_UUID,
+        &[
+            ("/boot/grub/grub.cfg", DEBIAN_CFG.as_bytes()),
+            ("/boot/vmlinuz-6.1.0-99-amd64", &k),
+            ("/etc/fstab", b""),
+        ],
+        &[("/vmlinuz", "boot/vmlinuz-6.1.0-99-amd64")],
+    );
+    let plan = discover(source(&disk)).unwrap();
+    assert_eq!(plan.kernel, k);
+    let why = plan.reasons.join("\n");
+    assert!(
+        why.contains("kernel /boot/vmlinuz-6.1.0-13-amd64")
+            && why.contains("trying the next way to boot"),
+        "{why}"
+    );
+    assert!(why.contains("using the /vmlinuz link"), "{why}");
+}
+
+#[test]
+fn bls_without_grub_uses_loader_conf_default() {
+    if !have("mkfs.ext4") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let entry = |v: &str| {
+        format!("title Linux {v}\nversion {v}\nlinux /vmlinuz-{v}\ninitrd /initrd-{v}\noptions root=LABEL=root ro\n")
+    };
+    let (e1, e2) = (entry("6.1.1"), entry("6.2.0"));
+    let k = fake_kernel("6.1.1");
+    let disk = ext4_image(
+        tmp.path(),
+        "sdboot",
+        16,
+        CFG_UUID,
+        &[
+            ("/loader/loader.conf", b"timeout 3\ndefault  old-*\n"),
+            ("/loader/entries/old-6.1.1.conf", e1.as_bytes()),
+            ("/loader/entries/new-6.2.0.conf", e2.as_bytes()),
+            ("/vmlinuz-6.1.1", &k),
+            ("/initrd-6.1.1", b"i"),
+            ("/vmlinuz-6.2.0", b"newer"),
+            ("/initrd-6.2.0", b"i"),
+        ],
+        &[],
+    );
+    let plan = discover(source(&disk)).unwrap();
+    assert_eq!(plan.kernel, k);
+    assert_eq!(plan.cmdline, "root=LABEL=root ro");
+    assert!(plan
+        .reasons
+        .join("\n")
+        .contains("loader.conf says default old-*"));
+}
