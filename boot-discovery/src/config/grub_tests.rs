@@ -1,0 +1,134 @@
+//! Tests for the GRUB interpreter, on generated Debian and Fedora configs.
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn expansion_splits_unquoted_and_drops_empty() {
+    let e = env(&[("a", "x y"), ("e", "")]);
+    let w = |s: &str| match &parse(s)[0] {
+        Stmt::Cmd(w) => expand_all(w, &e),
+        _ => panic!(),
+    };
+    assert_eq!(w("cmd $a \"$a\" $e z"), vec!["cmd", "x", "y", "x y", "z"]);
+    assert_eq!(w("cmd p${a}q"), vec!["cmd", "px", "yq"]);
+}
+
+#[test]
+fn tests_evaluate() {
+    let v = |s: &[&str]| eval_test(s.iter().map(|s| s.to_string()).collect());
+    assert!(v(&["x", "=", "x", "]"]));
+    assert!(!v(&["", "]"]));
+    assert!(v(&["!", "-z", "a", "]"]));
+    assert!(v(&["-s", "/boot/grub/grubenv", "]"]));
+    assert!(v(&["3", "-gt", "1"]));
+}
+
+#[test]
+fn submenu_path_and_ids() {
+    let cfg = "set default='1>1'\nmenuentry A --id a { linux /a }\nsubmenu S --id s {\n menuentry B --id b { linux /b }\n menuentry C --id c { linux /c x=1\n initrd /ic }\n}\n";
+    let m = read_menu(cfg, &HashMap::new());
+    let c = choose(&m, &m.items).unwrap();
+    assert_eq!(c.entry.kernel, "/c");
+    assert_eq!(c.entry.initrds, vec!["/ic"]);
+    assert_eq!(c.entry.args, "x=1");
+    let m2 = GrubMenu {
+        default: "s>b".into(),
+        ..m.clone()
+    };
+    assert_eq!(choose(&m2, &m2.items).unwrap().entry.kernel, "/b");
+    let m3 = GrubMenu {
+        default: "A".into(),
+        ..m.clone()
+    };
+    assert_eq!(choose(&m3, &m3.items).unwrap().entry.kernel, "/a");
+    let m4 = GrubMenu {
+        default: "nope".into(),
+        ..m
+    };
+    let c = choose(&m4, &m4.items).unwrap();
+    assert_eq!(c.entry.kernel, "/a");
+    assert!(c.reason.contains("falls back"));
+}
+
+#[test]
+fn search_sets_root_per_entry() {
+    let cfg = "menuentry X {\n set root='hd0,msdos1'\n search --no-floppy --fs-uuid --set=root abcd\n linux ($root)/vmlinuz ro\n}\n";
+    let m = read_menu(cfg, &HashMap::new());
+    let c = choose(&m, &m.items).unwrap();
+    assert_eq!(c.entry.device.as_deref(), Some("uuid=abcd"));
+    assert_eq!(c.entry.kernel, "(uuid=abcd)/vmlinuz");
+}
+
+const DEBIAN: &str = include_str!("../../tests/data/debian-bookworm-grub.cfg");
+const UUID: &str = "6f0b8f1e-5e2a-4b3c-9d8e-7f6a5b4c3d2e";
+
+#[test]
+fn debian_generated_default_is_first_entry() {
+    let m = read_menu(DEBIAN, &HashMap::new());
+    assert_eq!(m.default, "0");
+    assert_eq!(m.items.len(), 2);
+    let MenuItem::Submenu { id, items, .. } = &m.items[1] else {
+        panic!("{:?}", m.items[1])
+    };
+    assert_eq!(id.as_deref(), Some(&*format!("gnulinux-advanced-{UUID}")));
+    assert_eq!(items.len(), 4);
+    let c = choose(&m, &m.items).unwrap();
+    assert_eq!(c.entry.title, "Debian GNU/Linux");
+    assert_eq!(
+        c.entry.id.as_deref(),
+        Some(&*format!("gnulinux-simple-{UUID}"))
+    );
+    assert_eq!(c.entry.kernel, "/boot/vmlinuz-6.1.0-13-amd64");
+    assert_eq!(c.entry.initrds, vec!["/boot/initrd.img-6.1.0-13-amd64"]);
+    assert_eq!(
+        c.entry.args,
+        format!("root=UUID={UUID} ro console=tty0 console=ttyS0,115200n8 quiet")
+    );
+    assert_eq!(c.entry.device, Some(format!("uuid={UUID}")));
+}
+
+#[test]
+fn debian_saved_entry_walks_into_submenu() {
+    let env = crate::config::grubenv::parse(include_bytes!("../../tests/data/debian-grubenv"));
+    let cfg = include_str!("../../tests/data/debian-bookworm-grub-saved.cfg");
+    let m = read_menu(cfg, &env);
+    assert_eq!(m.default_source, "grubenv saved_entry");
+    let c = choose(&m, &m.items).unwrap();
+    assert_eq!(c.entry.kernel, "/boot/vmlinuz-6.1.0-12-amd64");
+    assert!(c.reason.contains("1 \"Advanced options for Debian GNU/Linux\" > 2 \"Debian GNU/Linux, with Linux 6.1.0-12-amd64\""), "{}", c.reason);
+}
+
+#[test]
+fn next_entry_wins_over_default() {
+    let env: HashMap<String, String> = [("next_entry".to_string(), "1>1".to_string())].into();
+    let m = read_menu(DEBIAN, &env);
+    assert_eq!(m.default_source, "grubenv next_entry");
+    assert!(choose(&m, &m.items).unwrap().entry.args.contains("single"));
+}
+
+#[test]
+fn fedora_blscfg_placeholder_and_saved_default() {
+    let env = crate::config::grubenv::parse(include_bytes!(
+        "../../tests/data/fedora-bls/boot/grub2/grubenv"
+    ));
+    let m = read_menu(
+        include_str!("../../tests/data/fedora-bls/boot/grub2/grub.cfg"),
+        &env,
+    );
+    assert_eq!(
+        m.items,
+        vec![MenuItem::Bls {
+            root: Some("uuid=9e8d7c6b-5a49-4382-9170-6f5e4d3c2b1a".into())
+        }]
+    );
+    assert_eq!(
+        m.default,
+        "8a4f7c2e1b9d4e3f8c6a5b4d3e2f1a0b-6.5.6-300.fc39.x86_64"
+    );
+}
