@@ -262,7 +262,7 @@ impl UnitMap for Qcow2Map {
         // Only the part of the cluster inside the disk must be stored (the
         // last cluster of an unaligned disk may be cut short).
         let used = size.min(self.capacity - cluster * size);
-        if at % size != 0 || at.checked_add(used).is_none_or(|e| e > self.image.len()) {
+        if !at.is_multiple_of(size) || at.checked_add(used).is_none_or(|e| e > self.image.len()) {
             return Err(DiskError::malformed(
                 &self.name,
                 FORMAT,

@@ -276,7 +276,7 @@ pub fn open(
                         what: err.to_string(),
                     })?);
                 if e.kind == ExtentKind::Flat {
-                    let start = e.offset_sectors.checked_mul(SECTOR).unwrap_or(u64::MAX);
+                    let start = e.offset_sectors.saturating_mul(SECTOR);
                     if start.checked_add(bytes).is_none_or(|end| end > range.len()) {
                         return Err(DiskError::Extent {
                             name: name.clone(),

@@ -321,7 +321,7 @@ fn check_header(name: &str, h: &SparseHeader, at: u64) -> Result<(), DiskError> 
     }
     if h.grain_sectors == 0
         || !h.grain_sectors.is_power_of_two()
-        || h.grain_bytes() > MAX_GRAIN_BYTES
+        || h.grain_sectors > MAX_GRAIN_BYTES / SECTOR
     {
         return bad(format!(
             "grain size of {} sectors (must be a power of two up to 2 MiB)",
@@ -552,6 +552,15 @@ mod tests {
         h.resize(4096, 0);
         let e = open_bytes(h).err().unwrap().to_string();
         assert!(e.contains("capacity"), "{e}");
+        // A power-of-two grain so large its byte size overflows (fuzz find).
+        let mut h = header(64, 1, 0);
+        h[20..28].copy_from_slice(&(1u64 << 60).to_le_bytes());
+        h.resize(4096, 0);
+        assert!(open_bytes(h)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("grain size"));
         // GD pointing far past the end.
         let mut h = header(64, 1 << 40, 0);
         h.resize(4096, 0);

@@ -1,0 +1,17 @@
+//! Any bytes as a VMDK sparse/streamOptimized image: opening and reading
+//! must give errors, never panics or runaway allocation.
+#![no_main]
+
+use disk_image::{vmdk_sparse, BlockSource, MemRange};
+use libfuzzer_sys::fuzz_target;
+use std::sync::Arc;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(src) = vmdk_sparse::open(Arc::new(MemRange::new(data.to_vec(), "fuzz.vmdk"))) else { return };
+    let cap = src.capacity();
+    let mut buf = vec![0u8; 256 << 10];
+    for off in [0, 512, cap / 3, cap / 2, cap.saturating_sub(buf.len() as u64)] {
+        let n = (cap - off.min(cap)).min(buf.len() as u64) as usize;
+        let _ = src.read_at(&mut buf[..n], off);
+    }
+});
