@@ -1,0 +1,83 @@
+//! Virtio devices and the virtio-pci modern transport.
+//!
+//! A device ([`VirtioDevice`]) describes itself (type, features, config
+//! space, queue sizes) and, once the driver sets DRIVER_OK, receives its
+//! queues with their notification eventfds and interrupt triggers; from
+//! then on it runs on its own I/O thread (an event-manager loop), so a slow
+//! disk never stalls a vCPU. The transport knows nothing about a device's
+//! kind, so virtio-net plugs in the same way.
+
+pub mod block;
+pub mod pci;
+pub mod rng;
+pub mod worker;
+
+use std::io;
+use std::sync::Arc;
+use virtio_queue::Queue;
+use vm_memory::GuestMemoryMmap;
+use vmm_sys_util::eventfd::EventFd;
+
+pub type Memory = GuestMemoryMmap<()>;
+
+pub const VIRTIO_F_VERSION_1: u64 = 1 << 32;
+pub const VIRTIO_F_RING_INDIRECT_DESC: u64 = 1 << 28;
+
+pub const VIRTIO_ID_NET: u32 = 1;
+pub const VIRTIO_ID_BLOCK: u32 = 2;
+pub const VIRTIO_ID_RNG: u32 = 4;
+
+/// Raises the interrupt of one queue (or of the config space).
+pub trait Signal: Send + Sync {
+    fn signal(&self) -> io::Result<()>;
+}
+
+impl Signal for EventFd {
+    fn signal(&self) -> io::Result<()> {
+        self.write(1)
+    }
+}
+
+/// One activated queue.
+pub struct ActiveQueue {
+    pub queue: Queue,
+    /// Written by the guest's notification (an ioeventfd).
+    pub notify: EventFd,
+    /// Tells the guest that used buffers are ready.
+    pub interrupt: Arc<dyn Signal>,
+}
+
+/// What a virtio device must provide to the transport.
+pub trait VirtioDevice: Send {
+    /// VIRTIO_ID_*.
+    fn device_type(&self) -> u32;
+    /// Maximum size of each queue; the length is the number of queues.
+    fn queue_max_sizes(&self) -> &[u16];
+    /// Offered feature bits (the transport adds VIRTIO_F_VERSION_1).
+    fn features(&self) -> u64;
+    /// Read from the device-specific config space.
+    fn read_config(&self, offset: u64, data: &mut [u8]);
+    /// Write to it (most devices ignore writes).
+    fn write_config(&mut self, _offset: u64, _data: &[u8]) {}
+    /// Start serving `queues` with the negotiated `features`.
+    fn activate(&mut self, mem: Memory, features: u64, queues: Vec<ActiveQueue>) -> io::Result<()>;
+    /// Stop serving (driver reset); the device must be activatable again.
+    fn reset(&mut self);
+    /// PCI class code for the transport (base, sub, prog-if).
+    fn pci_class(&self) -> u32 {
+        0x00ff00
+    }
+}
+
+/// Copy bytes of a little-endian config structure at `offset` into `data`;
+/// bytes outside read as zero.
+pub fn read_config_bytes(config: &[u8], offset: u64, data: &mut [u8]) {
+    for (i, d) in data.iter_mut().enumerate() {
+        *d = usize::try_from(offset)
+            .ok()
+            .and_then(|o| o.checked_add(i))
+            .and_then(|o| config.get(o))
+            .copied()
+            .unwrap_or(0);
+    }
+}
