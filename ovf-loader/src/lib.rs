@@ -4,6 +4,7 @@
 //! the machine to run. It never touches KVM and never writes into a package.
 
 pub mod cert;
+pub mod disks;
 pub mod machine;
 pub mod manifest;
 pub mod model;

@@ -4,6 +4,7 @@ mod boot;
 mod export_disk;
 mod inspect;
 mod progress;
+mod run;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -24,11 +25,19 @@ pub struct Cli {
     pub verbose: u8,
 
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+
+    /// Without a command: run the appliance.
+    #[command(flatten)]
+    pub run: run::RunArgs,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run an appliance (the same as giving the package without a command).
+    Run(run::RunArgs),
+    /// Print a package's license agreements.
+    Eula(EulaArgs),
     /// Show what a package contains and the machine it describes.
     Inspect(inspect::InspectArgs),
     /// Check a package's manifest digests and signature.
@@ -56,7 +65,9 @@ pub fn init_logging(verbose: u8) {
 }
 
 pub fn run(cli: Cli) -> ExitCode {
-    match cli.command {
+    match cli.command.unwrap_or(Command::Run(cli.run)) {
+        Command::Run(args) => run::run(args),
+        Command::Eula(args) => print_eula(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Boot(args) => boot::run(args),
@@ -86,4 +97,25 @@ pub fn human_bytes(n: u64) -> String {
     } else {
         format!("{value:.1} {}", UNITS[unit])
     }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct EulaArgs {
+    /// The package: an .ova, or an .ovf with its files beside it.
+    pub package: std::path::PathBuf,
+}
+
+fn print_eula(args: EulaArgs) -> ExitCode {
+    let pkg = match open_package(&args.package) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let eulas = pkg.envelope.content.as_ref().map(|c| c.all_eulas()).unwrap_or_default();
+    if eulas.is_empty() {
+        println!("{} has no license agreement.", args.package.display());
+    }
+    for (i, e) in eulas.iter().enumerate() {
+        println!("--- License agreement {} of {} ---\n{}\n", i + 1, eulas.len(), e.license);
+    }
+    ExitCode::SUCCESS
 }

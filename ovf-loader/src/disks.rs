@@ -1,0 +1,114 @@
+//! A package's disks as block sources, read in place.
+//!
+//! The package layer knows where a disk's bytes are (a tar member, files
+//! beside a descriptor, chunks); `disk-image` knows how to read the format.
+//! This module joins the two: a [`FileLocation`] becomes a [`ByteRange`],
+//! and VMDK extent names are resolved inside the package with the same
+//! escape checks as every other name.
+
+use crate::machine::DiskSpec;
+use crate::package::{FileLocation, Package, PackageError};
+use disk_image::{BlockSource, ByteRange, CacheDir, DiskError, ExtentResolver};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+/// A package file (possibly chunked) as a byte range for the format readers.
+pub struct PackageRange {
+    location: FileLocation,
+    label: String,
+}
+
+impl PackageRange {
+    pub fn new(pkg: &Package, location: FileLocation) -> Self {
+        let label = match pkg.kind {
+            crate::package::PackageKind::Ova => format!("{} (member {})", pkg.path.display(), location.name),
+            crate::package::PackageKind::Ovf => location
+                .extents
+                .first()
+                .map(|e| e.path.display().to_string())
+                .unwrap_or_else(|| location.name.clone()),
+        };
+        PackageRange { location, label }
+    }
+}
+
+impl ByteRange for PackageRange {
+    fn len(&self) -> u64 {
+        self.location.len()
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        if let [only] = self.location.extents.as_slice() {
+            // The common case: one member, one pread.
+            let end = offset.checked_add(buf.len() as u64).filter(|&e| e <= only.len);
+            if end.is_none() {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{}: read past the end", self.label)));
+            }
+            return only.file.read_exact_at(buf, only.offset + offset);
+        }
+        self.location.read_at(buf, offset)
+    }
+
+    fn name(&self) -> String {
+        self.label.clone()
+    }
+}
+
+/// Resolves a VMDK descriptor's extent names next to the descriptor, inside the package.
+struct PackageExtents<'a> {
+    pkg: &'a Package,
+    /// Folder of the descriptor inside the package (`""` at the top).
+    dir: String,
+}
+
+impl ExtentResolver for PackageExtents<'_> {
+    fn resolve(&self, name: &str) -> io::Result<Box<dyn ByteRange>> {
+        let joined = if self.dir.is_empty() { name.to_string() } else { format!("{}/{name}", self.dir) };
+        let extent = self
+            .pkg
+            .locate_name(&joined)
+            .map_err(|e| io::Error::new(io::ErrorKind::PermissionDenied, e.to_string()))?
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("extent file '{name}' is not in the package")))?;
+        let location = FileLocation { name: joined, extents: vec![extent], gzip: false };
+        Ok(Box::new(PackageRange::new(self.pkg, location)))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiskOpenError {
+    #[error(transparent)]
+    Package(#[from] PackageError),
+    #[error(transparent)]
+    Image(#[from] DiskError),
+}
+
+/// A blank disk: zeros until written (writes go to the overlay above it).
+pub struct BlankDisk {
+    capacity: u64,
+}
+
+impl BlockSource for BlankDisk {
+    fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        block_source::check_range(self.capacity, offset, buf.len())?;
+        buf.fill(0);
+        Ok(())
+    }
+}
+
+/// Open a disk's image read-only, straight from the package.
+/// `cache` receives a decompressed copy only for gzip-compressed files.
+pub fn open_disk(pkg: &Package, disk: &DiskSpec, cache: &CacheDir) -> Result<Arc<dyn BlockSource>, DiskOpenError> {
+    let Some(file_ref) = disk.file_ref.as_deref() else {
+        return Ok(Arc::new(BlankDisk { capacity: disk.capacity_bytes }));
+    };
+    let location = pkg.locate(file_ref)?;
+    let dir = location.name.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or_default();
+    let range = PackageRange::new(pkg, location);
+    let resolver = PackageExtents { pkg, dir };
+    Ok(disk_image::open_image(Box::new(range), None, &resolver, cache)?)
+}
