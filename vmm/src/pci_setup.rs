@@ -1,23 +1,82 @@
-//! Attaching the PCI host bridge and the virtio devices.
+//! Attaching the PCI host bridge and the virtio devices: one slot and one
+//! 64 KiB BAR per device, ioeventfds on the queue notify addresses.
 
 use crate::interrupts::KvmInterrupts;
+use crate::layout::{PCI_ECAM_SIZE, PCI_ECAM_START, PCI_MMIO_SIZE, PCI_MMIO_START};
 use crate::memory::GuestMemory;
 use crate::{VmConfig, VmmError};
 use devices::bus::Bus;
-use event_manager::{EventManager, MutEventSubscriber};
-use kvm_ioctls::VmFd;
+use devices::interrupt::MsiRouter;
+use devices::pci::root::{PciConfigIo, PciConfigMmio, PciRoot, CONFIG_IO_BASE, CONFIG_IO_LEN};
+use devices::pci::HostBridge;
+use devices::virtio::block::VirtioBlock;
+use devices::virtio::pci::{VirtioPciDevice, BAR_SIZE};
+use devices::virtio::rng::VirtioRng;
+use devices::virtio::VirtioDevice;
+use kvm_ioctls::{IoEventAddress, NoDatamatch, VmFd};
 use std::sync::{Arc, Mutex};
 
-type Subscriber = Arc<Mutex<dyn MutEventSubscriber + Send>>;
+fn err(what: impl Into<String>, e: impl ToString) -> VmmError {
+    VmmError::Device {
+        what: what.into(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
 
 pub fn attach(
-    _config: &VmConfig,
-    _mem: &GuestMemory,
-    _vm: &Arc<VmFd>,
-    _irqs: &Arc<KvmInterrupts>,
-    _pio: &Arc<Bus>,
-    _mmio: &Arc<Bus>,
-    _em: &mut EventManager<Subscriber>,
+    config: &VmConfig,
+    mem: &GuestMemory,
+    vm: &Arc<VmFd>,
+    irqs: &Arc<KvmInterrupts>,
+    pio: &Arc<Bus>,
+    mmio: &Arc<Bus>,
 ) -> Result<(), VmmError> {
+    let mut root = PciRoot::new();
+    root.add(Arc::new(Mutex::new(HostBridge::new())));
+    let mut devs: Vec<(String, Box<dyn VirtioDevice>)> = Vec::new();
+    for (i, d) in config.disks.iter().enumerate() {
+        devs.push((
+            format!("disk {i} ({})", d.id),
+            Box::new(VirtioBlock::new(
+                d.source.clone(),
+                d.read_only,
+                d.id.clone(),
+            )),
+        ));
+    }
+    if config.entropy {
+        devs.push(("virtio-rng".into(), Box::new(VirtioRng::new())));
+    }
+    let router: Arc<dyn MsiRouter> = irqs.clone();
+    let mut bar = PCI_MMIO_START;
+    for (name, dev) in devs {
+        if bar + BAR_SIZE > PCI_MMIO_START + PCI_MMIO_SIZE {
+            return Err(err(name, "no room left in the PCI memory window"));
+        }
+        let t = VirtioPciDevice::new(dev, mem.clone(), router.clone(), bar)
+            .map_err(|e| err(&name, e))?;
+        for (addr, evt) in t.notify_events() {
+            vm.register_ioevent(evt, &IoEventAddress::Mmio(addr), NoDatamatch)
+                .map_err(|e| err(&name, format!("ioeventfd at {addr:#x}: {e}")))?;
+        }
+        let t = Arc::new(Mutex::new(t));
+        root.add(t.clone())
+            .ok_or_else(|| err(&name, "all 32 PCI slots are taken"))?;
+        mmio.insert(t, bar, BAR_SIZE).map_err(|e| err(&name, e))?;
+        bar += BAR_SIZE;
+    }
+    let root = Arc::new(root);
+    pio.insert(
+        Arc::new(Mutex::new(PciConfigIo::new(root.clone()))),
+        CONFIG_IO_BASE,
+        CONFIG_IO_LEN,
+    )
+    .map_err(|e| err("PCI config ports", e))?;
+    mmio.insert(
+        Arc::new(Mutex::new(PciConfigMmio::new(root))),
+        PCI_ECAM_START,
+        PCI_ECAM_SIZE,
+    )
+    .map_err(|e| err("PCI ECAM", e))?;
     Ok(())
 }

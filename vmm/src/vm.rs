@@ -97,7 +97,7 @@ pub fn run_once(config: &VmConfig, sink: &ConsoleSink) -> Result<Outcome, VmmErr
     irqs.register_line(ged.eventfd(), crate::layout::GED_IRQ)
         .map_err(dev_err("power button interrupt"))?;
 
-    crate::pci_setup::attach(config, &mem, &vm, &irqs, &pio, &mmio, &mut event_manager)?;
+    crate::pci_setup::attach(config, &mem, &vm, &irqs, &pio, &mmio)?;
 
     let rsdp = acpi::write(&mem, config.vcpus).map_err(VmmError::Acpi)?;
     let setup = boot::load(

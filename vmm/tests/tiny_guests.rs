@@ -114,3 +114,32 @@ fn a_guest_that_faults_reports_a_failure_with_its_console() {
     }
     std::fs::remove_file(&log).ok();
 }
+
+#[test]
+fn pci_config_through_ports_and_ecam() {
+    if !kvm_available() {
+        return;
+    }
+    let log = log_path("pci");
+    let mut code = vec![
+        0x66, 0xba, 0xf8, 0x0c, // mov dx, 0xcf8
+        0xb8, 0x00, 0x00, 0x00, 0x80, // mov eax, 0x80000000 (00:00.0, reg 0)
+        0xef, // out dx, eax
+        0x66, 0xba, 0xfc, 0x0c, // mov dx, 0xcfc
+        0xed, // in eax, dx
+        0x66, 0xba, 0xf8, 0x03, // mov dx, 0x3f8
+        0xee, // out dx, al: host bridge vendor, low byte
+        0xa1, 0x00, 0x00, 0x00, 0xe0, // mov eax, [ECAM 00:00.0]
+        0xee, 0xa1, 0x00, 0x80, 0x00, 0xe0, // mov eax, [ECAM 00:01.0] (virtio-rng)
+        0xee, 0xa1, 0x02, 0x80, 0x00,
+        0xe0, // mov eax, [ECAM 00:01.0 + 2]: crosses a dword, all ones
+        0xee,
+    ];
+    code.extend_from_slice(POWEROFF_TAIL);
+    code.extend_from_slice(&[0xf4]);
+    let mut c = config(code, &log);
+    c.entropy = true;
+    assert_eq!(vmm::run(c).unwrap(), ExitStatus::Poweroff);
+    assert_eq!(std::fs::read(&log).unwrap(), vec![0x36, 0x36, 0xf4, 0xff]);
+    std::fs::remove_file(&log).ok();
+}

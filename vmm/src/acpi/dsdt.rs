@@ -1,10 +1,10 @@
 //! The DSDT: COM1, the PCI root bridge with its windows, the power button
 //! behind a generic event device, and `_S5_` for poweroff.
 
-use crate::layout::{GED_IRQ, PCI_MMIO_SIZE, PCI_MMIO_START};
+use crate::layout::{GED_IRQ, PCI_ECAM_SIZE, PCI_ECAM_START, PCI_MMIO_SIZE, PCI_MMIO_START};
 use acpi_tables::aml::{
-    AddressSpace, AddressSpaceCacheable, Device, EISAName, Interrupt, Method, Name, Notify,
-    Package, Path, ResourceTemplate, Scope, IO,
+    AddressSpace, AddressSpaceCacheable, Device, EISAName, Interrupt, Memory32Fixed, Method, Name,
+    Notify, Package, Path, ResourceTemplate, Scope, IO,
 };
 use acpi_tables::sdt::Sdt;
 use acpi_tables::Aml;
@@ -57,6 +57,21 @@ fn pci_root() -> Vec<u8> {
     out
 }
 
+/// Motherboard resources: claiming the ECAM window here is what makes
+/// Linux trust the MCFG (it checks ACPI, not only E820).
+fn motherboard() -> Vec<u8> {
+    let hid = EISAName::new("PNP0C02");
+    let uid = 0u8;
+    let ecam = Memory32Fixed::new(false, PCI_ECAM_START as u32, PCI_ECAM_SIZE as u32);
+    let crs = ResourceTemplate::new(vec![&ecam]);
+    let n_hid = Name::new("_HID".into(), &hid);
+    let n_uid = Name::new("_UID".into(), &uid);
+    let n_crs = Name::new("_CRS".into(), &crs);
+    let mut out = Vec::new();
+    Device::new("MRES".into(), vec![&n_hid, &n_uid, &n_crs]).to_aml_bytes(&mut out);
+    out
+}
+
 fn power_button() -> Vec<u8> {
     let mut out = Vec::new();
     let pnp = EISAName::new("PNP0C0C");
@@ -87,15 +102,16 @@ pub fn build() -> Sdt {
     let com1 = com1();
     let pci = pci_root();
     let pwr = power_button();
+    let mres = motherboard();
     struct Raw(Vec<u8>);
     impl Aml for Raw {
         fn to_aml_bytes(&self, sink: &mut dyn acpi_tables::AmlSink) {
             sink.vec(&self.0);
         }
     }
-    let (a, b, c) = (Raw(com1), Raw(pci), Raw(pwr));
+    let (a, b, c, d) = (Raw(com1), Raw(pci), Raw(pwr), Raw(mres));
     let mut body = Vec::new();
-    Scope::new("\\_SB_".into(), vec![&a, &b, &c]).to_aml_bytes(&mut body);
+    Scope::new("\\_SB_".into(), vec![&a, &b, &c, &d]).to_aml_bytes(&mut body);
     let s5_typ = S5_SLEEP_TYPE;
     let zero = 0u8;
     Name::new(
