@@ -4,132 +4,14 @@
 //! A test whose tool is missing prints why and passes; install them with
 //! `apt-get install fdisk e2fsprogs xfsprogs lvm2`.
 
-use block_source::{BlockSource, MemorySource};
-use boot_discovery::{discover, DiscoveryError, TableKind};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Arc;
+mod common;
 
-const MIB: u64 = 1 << 20;
+use boot_discovery::{discover, DiscoveryError, TableKind};
+use common::*;
+use std::process::Command;
+
 const DEBIAN_CFG: &str = include_str!("data/debian-bookworm-grub.cfg");
 const CFG_UUID: &str = "6f0b8f1e-5e2a-4b3c-9d8e-7f6a5b4c3d2e";
-
-fn have(tool: &str) -> bool {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "command -v {tool} || test -x /usr/sbin/{tool} || test -x /sbin/{tool}"
-        ))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        eprintln!("SKIP: {tool} is not installed (apt-get install fdisk e2fsprogs xfsprogs lvm2)");
-    }
-    ok
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Write files (and `name -> target` symlinks) into a staging directory.
-fn stage(dir: &Path, files: &[(&str, &[u8])], links: &[(&str, &str)]) {
-    for (p, data) in files {
-        let full = dir.join(p.trim_start_matches('/'));
-        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-        std::fs::write(full, data).unwrap();
-    }
-    for (p, target) in links {
-        let full = dir.join(p.trim_start_matches('/'));
-        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-        std::os::unix::fs::symlink(target, full).unwrap();
-    }
-}
-
-/// `mkfs.ext4 -d staging` into a new image file of `mib` MiB.
-fn ext4_image(
-    tmp: &Path,
-    name: &str,
-    mib: u64,
-    uuid: &str,
-    files: &[(&str, &[u8])],
-    links: &[(&str, &str)],
-) -> PathBuf {
-    let dir = tmp.join(format!("{name}.d"));
-    std::fs::create_dir_all(&dir).unwrap();
-    stage(&dir, files, links);
-    let img = tmp.join(format!("{name}.img"));
-    run(Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-U", uuid, "-d"])
-        .arg(&dir)
-        .arg(&img)
-        .arg(format!("{mib}M")));
-    img
-}
-
-/// Partition `disk` with an sfdisk script, then copy images to the starts
-/// of the given partitions.
-fn make_disk(tmp: &Path, mib: u64, script: &str, contents: &[(u32, &Path)]) -> PathBuf {
-    let disk = tmp.join("disk.img");
-    let f = std::fs::File::create(&disk).unwrap();
-    f.set_len(mib * MIB).unwrap();
-    drop(f);
-    let mut child = Command::new("sfdisk")
-        .arg("-q")
-        .arg(&disk)
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), script.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "sfdisk: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dump = Command::new("sfdisk")
-        .arg("-d")
-        .arg(&disk)
-        .output()
-        .unwrap();
-    let dump = String::from_utf8_lossy(&dump.stdout).to_string();
-    for (num, img) in contents {
-        let start: u64 = dump
-            .lines()
-            .find(|l| l.starts_with(&format!("{}{num} ", disk.display())))
-            .and_then(|l| l.split("start=").nth(1))
-            .and_then(|s| s.split(',').next())
-            .map(|s| s.trim().parse().unwrap())
-            .unwrap_or_else(|| panic!("partition {num} not in {dump}"));
-        run(Command::new("dd")
-            .arg(format!("if={}", img.display()))
-            .arg(format!("of={}", disk.display()))
-            .args([
-                "bs=512",
-                &format!("seek={start}"),
-                "conv=notrunc,sparse",
-                "status=none",
-            ]));
-    }
-    disk
-}
-
-fn source(path: &Path) -> Arc<dyn BlockSource> {
-    Arc::new(MemorySource::new(std::fs::read(path).unwrap(), true))
-}
-
-fn fake_kernel(version: &str) -> Vec<u8> {
-    format!("bzImage for Linux {version}\n")
-        .repeat(1000)
-        .into_bytes()
-}
 
 #[test]
 fn mbr_separate_boot_on_primary_root_on_logical() {
