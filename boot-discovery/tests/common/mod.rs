@@ -217,6 +217,9 @@ pub type LvMap = HashMap<String, Vec<(u64, u64, u64)>>;
 /// Only metadata is written: no device-mapper, udev, backup or devices
 /// file is used, so nothing is left behind on the host.
 pub fn make_lvm(disk: &Path, part_off: u64, vg: &str, steps: &[&[&str]]) -> Option<LvMap> {
+    // Tests run in parallel; one loop device and one LVM run at a time.
+    static LVM_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _serial = LVM_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let out = Command::new("losetup")
         .args(["-f", "--show", "-o", &part_off.to_string()])
         .arg(disk)
