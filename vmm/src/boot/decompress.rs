@@ -94,6 +94,38 @@ fn xz(data: &[u8]) -> Result<Vec<u8>, DecompressError> {
     check_elf(out)
 }
 
+/// The kernel's LZ4 "legacy" format: a magic number, then blocks of
+/// (le32 compressed size, raw LZ4 block of at most 8 MiB output). The
+/// stream ends at the end of the data or at a size that does not fit, which
+/// is how the appended uncompressed-size trailer reads.
+fn lz4_legacy(data: &[u8]) -> Result<Vec<u8>, DecompressError> {
+    const MAGIC: u32 = 0x184c_2102;
+    const BLOCK_OUT: usize = 8 << 20;
+    let mut pos = 4;
+    let mut out: Vec<u8> = Vec::new();
+    while pos + 4 <= data.len() {
+        let size = u32::from_le_bytes(data[pos..pos + 4].try_into().unwrap());
+        pos += 4;
+        if size == MAGIC {
+            continue;
+        }
+        let size = size as usize;
+        if size == 0 || size > data.len() - pos {
+            break;
+        }
+        let start = out.len();
+        if (start + BLOCK_OUT) as u64 > MAX_VMLINUX + BLOCK_OUT as u64 {
+            return Err(DecompressError::TooLarge(MAX_VMLINUX >> 20));
+        }
+        out.resize(start + BLOCK_OUT, 0);
+        let n = lz4_flex::block::decompress_into(&data[pos..pos + size], &mut out[start..])
+            .map_err(|e| DecompressError::Corrupt(format!("lz4 block at {pos}: {e}")))?;
+        out.truncate(start + n);
+        pos += size;
+    }
+    check_elf(out)
+}
+
 fn check_elf(out: Vec<u8>) -> Result<Vec<u8>, DecompressError> {
     if !out.starts_with(b"\x7fELF") {
         return Err(DecompressError::Corrupt(
@@ -109,6 +141,7 @@ pub fn vmlinux(bzimage: &[u8]) -> Result<Vec<u8>, DecompressError> {
     let reader: Box<dyn Read + '_> = match kind {
         "gzip" => Box::new(flate2::read::GzDecoder::new(data)),
         "xz" => return xz(data),
+        "lz4" => return lz4_legacy(data),
         "none" => return Ok(data.to_vec()),
         other => return Err(DecompressError::Unsupported(other)),
     };
@@ -152,6 +185,25 @@ mod tests {
         let mut payload = xz.finish().unwrap();
         payload.extend_from_slice(&(elf.len() as u32).to_le_bytes());
         assert_eq!(vmlinux(&fake_bzimage(&payload)).unwrap(), elf);
+    }
+
+    #[test]
+    fn lz4_legacy_payloads_decompress() {
+        let elf = b"\x7fELF and the rest of a kernel".repeat(1000);
+        let block = lz4_flex::block::compress(&elf);
+        let mut payload = 0x184c_2102u32.to_le_bytes().to_vec();
+        payload.extend_from_slice(&(block.len() as u32).to_le_bytes());
+        payload.extend_from_slice(&block);
+        payload.extend_from_slice(&(elf.len() as u32).to_le_bytes());
+        assert_eq!(vmlinux(&fake_bzimage(&payload)).unwrap(), elf);
+        // A block whose contents are garbage fails cleanly.
+        let mut bad = 0x184c_2102u32.to_le_bytes().to_vec();
+        bad.extend_from_slice(&8u32.to_le_bytes());
+        bad.extend_from_slice(&[0xff; 8]);
+        assert!(matches!(
+            vmlinux(&fake_bzimage(&bad)),
+            Err(DecompressError::Corrupt(_))
+        ));
     }
 
     #[test]
