@@ -14,7 +14,7 @@ pub mod runner;
 
 pub use appliance::{appliance_path, scratch_dir, Variant};
 pub use console::{Console, WaitError};
-pub use runner::{runner_or_fail, KvmMode, KvmRunner, RunError, RunOptions, RunOutput};
+pub use runner::{runner_or_fail, stop, KvmMode, KvmRunner, RunError, RunOptions, RunOutput};
 
 use std::path::PathBuf;
 

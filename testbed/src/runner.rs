@@ -6,6 +6,7 @@
 //! and people at a shell all go through the same detection, lock and time
 //! limit.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -144,6 +145,8 @@ impl KvmRunner {
             },
         );
         cmd.stdin(Stdio::null());
+        // Own process group, so that `stop` reaches the scripts' children.
+        cmd.process_group(0);
         cmd
     }
 
@@ -182,6 +185,18 @@ impl KvmRunner {
     pub fn script(&self, name: &str) -> PathBuf {
         self.scripts.join(name)
     }
+}
+
+/// Stop a child started in its own process group (`KvmRunner::spawn`, or a
+/// `Command` with `process_group(0)`): SIGTERM to the whole group, which
+/// `scripts/kvm-run` turns into stopping its QEMU (releasing the test host
+/// lock at once instead of at the time limit), then reap it.
+pub fn stop(child: &mut Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // SAFETY: plain kill(2) on our own child's process group.
+        unsafe { libc::kill(-pid, libc::SIGTERM) };
+    }
+    let _ = child.wait();
 }
 
 /// Runner for a test that needs KVM: panics with the reason when none is

@@ -6,10 +6,11 @@
 //! Each boot takes about 3 minutes in the test host. Both tests share the
 //! test host through its lock, so the second one waits for the first.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use testbed::{appliance_path, runner_or_fail, scratch_dir, Console, Variant};
+use testbed::{appliance_path, runner_or_fail, scratch_dir, stop, Console, Variant};
 
 /// Time limit of one boot inside the test host (the script enforces it).
 const BOOT_LIMIT: Duration = Duration::from_secs(900);
@@ -31,12 +32,15 @@ fn boots_to_ready_marker(variant: Variant) {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .expect("start scripts/bench-qemu-boot");
 
     let waited = console.wait_for_while("OVF-RUN-READY", WAIT_LIMIT, &mut child);
     if waited.is_err() {
-        let _ = child.kill();
+        // SIGTERM to the whole group: kvm-run stops its QEMU and frees the
+        // test host lock now rather than at the time limit.
+        stop(&mut child);
     }
     let out = child
         .wait_with_output()
