@@ -23,6 +23,24 @@ pub struct InspectReport {
     pub properties: Vec<PropertyInfo>,
     pub ignored: Vec<Ignored>,
     pub warnings: Vec<String>,
+    /// What would boot: found inside the first system's boot disk
+    /// (filled by the caller, which has the boot discovery).
+    pub boot: Option<BootInfo>,
+    /// Why nothing bootable was found, when `boot` is null.
+    pub boot_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BootInfo {
+    pub system_id: String,
+    pub kernel: String,
+    pub initrd: Option<String>,
+    /// The entry's own command line.
+    pub entry_cmdline: String,
+    /// What ovf-run passes (console on ttyS0, --append/--cmdline applied).
+    pub cmdline: String,
+    pub entry: String,
+    pub reasons: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -175,6 +193,8 @@ pub fn inspect(pkg: &Package, configuration: Option<&str>) -> InspectReport {
         properties,
         ignored: env.ignored.clone(),
         warnings,
+        boot: None,
+        boot_error: None,
     }
 }
 

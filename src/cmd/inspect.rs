@@ -23,7 +23,8 @@ pub fn run(args: InspectArgs) -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let report = inspect(&pkg, args.configuration.as_deref());
+    let mut report = inspect(&pkg, args.configuration.as_deref());
+    find_boot(&pkg, &mut report);
     if args.json {
         match serde_json::to_string_pretty(&report) {
             Ok(s) => println!("{s}"),
@@ -36,6 +37,44 @@ pub fn run(args: InspectArgs) -> ExitCode {
         print_text(&report);
     }
     ExitCode::SUCCESS
+}
+
+/// Look inside the first system's boot disk for what would boot.
+fn find_boot(pkg: &ovf_loader::Package, report: &mut InspectReport) {
+    let Some(system) = report.systems.iter().find(|s| s.hardware.is_some()) else {
+        report.boot_error = Some("no virtual system with mappable hardware".into());
+        return;
+    };
+    let hw = system.hardware.as_ref().expect("filtered above");
+    let Some(disk) = hw.disks.first() else {
+        report.boot_error = Some(format!("virtual system '{}' has no disk", system.id));
+        return;
+    };
+    let Some(cache) = ovf_loader::cache_dir() else {
+        report.boot_error = Some("no cache folder (set HOME or XDG_CACHE_HOME)".into());
+        return;
+    };
+    let source = match ovf_loader::disks::open_disk(pkg, disk, &disk_image::CacheDir::new(cache.join("inflated"))) {
+        Ok(s) => s,
+        Err(e) => {
+            report.boot_error = Some(format!("cannot open the boot disk {}: {e}", disk.disk_id));
+            return;
+        }
+    };
+    match boot_discovery::discover(source) {
+        Ok(plan) => {
+            report.boot = Some(ovf_loader::inspect::BootInfo {
+                system_id: system.id.clone(),
+                kernel: plan.kernel_path.clone(),
+                initrd: plan.initrd_path.clone(),
+                cmdline: boot_discovery::final_cmdline(&plan.cmdline, &Default::default()),
+                entry_cmdline: plan.cmdline.clone(),
+                entry: plan.entry_title.clone(),
+                reasons: plan.reasons.clone(),
+            })
+        }
+        Err(e) => report.boot_error = Some(e.to_string()),
+    }
 }
 
 fn opt(v: &Option<String>) -> &str {
@@ -189,6 +228,18 @@ fn print_text(r: &InspectReport) {
                     .unwrap_or_default()
             );
         }
+    }
+    match (&r.boot, &r.boot_error) {
+        (Some(b), _) => {
+            println!("Boot:      {} (entry \"{}\")", b.kernel, b.entry);
+            println!("  initrd:    {}", b.initrd.as_deref().unwrap_or("none"));
+            println!("  cmdline:   {}", b.cmdline);
+            for reason in &b.reasons {
+                println!("  why:       {reason}");
+            }
+        }
+        (None, Some(e)) => println!("Boot:      nothing bootable found: {e}"),
+        (None, None) => {}
     }
     // Exporters repeat vendor settings (vmw:Config) dozens of times: one line per kind.
     let mut seen: Vec<(&str, &str, &str, usize)> = Vec::new();
