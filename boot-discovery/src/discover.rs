@@ -435,7 +435,12 @@ fn load_entry(
             human_size(data.len() as u64),
             scan.volumes[ii].describe()
         ));
-        let buf = initrd.get_or_insert_with(Vec::new);
+        let Some(buf) = initrd.as_mut() else {
+            // The usual single initrd is moved, not copied: it can be 100 MiB.
+            initrd = Some(data);
+            paths.push(ipath);
+            continue;
+        };
         if (buf.len() as u64 + data.len() as u64) > MAX_INITRD {
             return Err(format!(
                 "entry \"{}\": initrds together exceed {}",

@@ -390,3 +390,31 @@ fn bls_without_grub_uses_loader_conf_default() {
         .join("\n")
         .contains("loader.conf says default old-*"));
 }
+
+#[test]
+fn several_initrds_are_concatenated_4_byte_aligned() {
+    if !have("mkfs.ext4") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = "menuentry 'ucode' {\n linux /boot/vmlinuz ro\n initrd /boot/intel-ucode.img /boot/initramfs.img\n}\n";
+    let disk = ext4_image(
+        tmp.path(),
+        "multi",
+        8,
+        CFG_UUID,
+        &[
+            ("/boot/grub/grub.cfg", cfg.as_bytes()),
+            ("/boot/vmlinuz", b"k"),
+            ("/boot/intel-ucode.img", b"ucode"),
+            ("/boot/initramfs.img", b"main"),
+        ],
+        &[],
+    );
+    let plan = discover(source(&disk)).unwrap();
+    assert_eq!(plan.initrd.as_deref(), Some(&b"ucode\0\0\0main"[..]));
+    assert_eq!(
+        plan.initrd_path.as_deref(),
+        Some("/boot/intel-ucode.img /boot/initramfs.img")
+    );
+}
