@@ -418,3 +418,33 @@ fn several_initrds_are_concatenated_4_byte_aligned() {
         Some("/boot/intel-ucode.img /boot/initramfs.img")
     );
 }
+
+#[test]
+fn ext2_and_ext3_without_extents() {
+    for mkfs in ["mkfs.ext2", "mkfs.ext3"] {
+        if !have(mkfs) {
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("d");
+        let k = fake_kernel("2.6.32");
+        stage(
+            &dir,
+            &[
+                ("/boot/grub/grub.cfg", DEBIAN_CFG.as_bytes()),
+                ("/boot/vmlinuz-6.1.0-13-amd64", &k),
+                ("/boot/initrd.img-6.1.0-13-amd64", b"old-style"),
+            ],
+            &[],
+        );
+        let img = tmp.path().join("fs.img");
+        run(Command::new(mkfs)
+            .args(["-q", "-F", "-U", CFG_UUID, "-d"])
+            .arg(&dir)
+            .arg(&img)
+            .arg("8M"));
+        let plan = discover(source(&img)).unwrap_or_else(|e| panic!("{mkfs}: {e}"));
+        assert_eq!(plan.kernel, k, "{mkfs}");
+        assert_eq!(plan.initrd.as_deref(), Some(&b"old-style"[..]));
+    }
+}
