@@ -478,17 +478,18 @@ impl PciDevice for VirtioPciDevice {
         if offset < cap + 4 && offset + data.len() > cap + 2 {
             self.update_routes();
         }
-        // BARs stay where firmware put them: relocation is not supported.
-        if let Some(bar) = self.config.bars().first() {
-            if bar.addr != self.bar_addr
-                && bar.addr & (BAR_SIZE - 1) == 0
-                && bar.addr != !(BAR_SIZE - 1)
-            {
-                tracing::warn!(
-                    "the guest moved a virtio BAR from {:#x} to {:#x}; moving BARs is not supported",
-                    self.bar_addr,
-                    bar.addr
-                );
+        // BARs stay where firmware put them (Linux keeps them when they lie
+        // in the root bridge window); a guest that moves one loses the device.
+        if (0x10..0x18).contains(&offset) && data.len() == 4 {
+            if let Some(bar) = self.config.bars().first() {
+                let sizing = bar.addr & 0xffff_ffff == 0xffff_0000 || bar.addr >> 32 == 0xffff_ffff;
+                if bar.addr != self.bar_addr && !sizing && offset == 0x14 {
+                    tracing::warn!(
+                        "the guest moved a virtio BAR from {:#x} to {:#x}; moving BARs is not supported",
+                        self.bar_addr,
+                        bar.addr
+                    );
+                }
             }
         }
     }
