@@ -5,7 +5,7 @@
 //! decompresses a whole unit into its final buffer. The backend is chosen
 //! by measurement (see BENCHMARKS.md, "disk images").
 
-use flate2::{Decompress, FlushDecompress, Status};
+use libdeflater::{DecompressionError, Decompressor};
 
 /// Why a compressed unit could not be inflated.
 #[derive(Debug, PartialEq, Eq)]
@@ -14,8 +14,6 @@ pub enum InflateError {
     Corrupt(String),
     /// The stream decompresses to more than the unit size.
     TooLong,
-    /// The stream ends before any end-of-stream marker.
-    Truncated,
 }
 
 impl std::fmt::Display for InflateError {
@@ -26,29 +24,28 @@ impl std::fmt::Display for InflateError {
                 f,
                 "deflate stream decompresses to more than the grain/cluster size"
             ),
-            InflateError::Truncated => write!(f, "deflate stream is cut short"),
         }
     }
 }
 
+thread_local! {
+    /// libdeflate's decompressor is a few KiB of tables: one per thread.
+    static DECOMPRESSOR: std::cell::RefCell<Decompressor> = std::cell::RefCell::new(Decompressor::new());
+}
+
 fn inflate(src: &[u8], out: &mut [u8], zlib_header: bool) -> Result<usize, InflateError> {
-    let mut d = Decompress::new(zlib_header);
-    match d.decompress(src, out, FlushDecompress::Finish) {
-        Ok(Status::StreamEnd) => Ok(d.total_out() as usize),
-        // Output full: the stream either ends exactly here or is too long.
-        Ok(_) if d.total_out() as usize == out.len() => {
-            let mut probe = [0u8; 1];
-            let rest = &src[d.total_in() as usize..];
-            match d.decompress(rest, &mut probe, FlushDecompress::Finish) {
-                Ok(Status::StreamEnd) if d.total_out() as usize == out.len() => Ok(out.len()),
-                Ok(_) if d.total_out() as usize > out.len() => Err(InflateError::TooLong),
-                Ok(_) => Err(InflateError::Truncated),
-                Err(e) => Err(InflateError::Corrupt(e.to_string())),
-            }
-        }
-        Ok(_) => Err(InflateError::Truncated),
-        Err(e) => Err(InflateError::Corrupt(e.to_string())),
-    }
+    DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        let r = if zlib_header {
+            d.zlib_decompress(src, out)
+        } else {
+            d.deflate_decompress(src, out)
+        };
+        r.map_err(|e| match e {
+            DecompressionError::InsufficientSpace => InflateError::TooLong,
+            DecompressionError::BadData => InflateError::Corrupt("bad data or cut short".into()),
+        })
+    })
 }
 
 /// Inflate one zlib stream (RFC 1950, as VMDK stores grains) into `out`;
@@ -95,10 +92,10 @@ mod tests {
         let mut small = vec![0u8; 4096];
         assert_eq!(inflate_zlib(&z, &mut small), Err(InflateError::TooLong));
         let mut out = vec![0u8; 8192];
-        assert_eq!(
+        assert!(matches!(
             inflate_zlib(&z[..z.len() / 2], &mut out),
-            Err(InflateError::Truncated)
-        );
+            Err(InflateError::Corrupt(_))
+        ));
         assert!(matches!(
             inflate_zlib(b"garbage!garbage!", &mut out),
             Err(InflateError::Corrupt(_))
