@@ -2,7 +2,7 @@
 //! inside its own boot disk, and say why that choice.
 //!
 //! The disk is read in place through [`BlockSource`]: partition table (MBR
-//! with logical partitions, GPT, or none), LVM2 linear volumes, ext2/3/4
+//! with logical partitions, GPT, or none), LVM2 linear volumes, ext2/3/4, FAT
 //! and XFS, then the boot loader's own configuration (GRUB 2, Boot Loader
 //! Spec, extlinux/syslinux) or, failing those, the `/vmlinuz` links.
 //!

@@ -116,7 +116,9 @@ fn other_line(p: &Probe) -> String {
         Probe::Broken { kind, detail } => {
             format!("{kind} filesystem that could not be opened: {detail}")
         }
-        Probe::Unknown => "no filesystem recognised (looked for ext2/3/4, XFS, LVM2)".to_string(),
+        Probe::Unknown => {
+            "no filesystem recognised (looked for ext2/3/4, XFS, FAT, LVM2)".to_string()
+        }
         _ => String::new(),
     }
 }

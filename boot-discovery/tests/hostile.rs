@@ -2,8 +2,11 @@
 //! discovery reads (recorded on a clean run). Discovery may fail, but must
 //! not panic, hang or allocate without bound.
 
+mod common;
+
 use block_source::{check_range, BlockSource};
 use boot_discovery::discover;
+use common::{fat_image, have, run};
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
@@ -81,28 +84,6 @@ fn fuzz(name: &str, image: Vec<u8>, rounds: usize) {
         }
     }
     eprintln!("{name}: {rounds} corrupted variants, {failures} refused, none panicked");
-}
-
-fn have(tool: &str) -> bool {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool} || test -x /usr/sbin/{tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        eprintln!("SKIP: {tool} is not installed");
-    }
-    ok
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn staged(tmp: &Path) -> std::path::PathBuf {
@@ -231,4 +212,25 @@ fn mangled_configs_never_panic() {
             try_all(&String::from_utf8_lossy(&b));
         }
     }
+}
+
+#[test]
+fn corrupted_fat16_never_panics() {
+    if !have("mkfs.vfat") || !have("mcopy") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let k = vec![7u8; 100_000];
+    let cfg = b"DEFAULT a\nLABEL a\n KERNEL /boot/vmlinuz-with-a-long-name\n APPEND initrd=/boot/initrd.img ro\n";
+    let names: Vec<String> = (0..60)
+        .map(|i| format!("/boot/Long Name Entry {i}.cfg"))
+        .collect();
+    let mut files: Vec<(&str, &[u8])> = vec![
+        ("/syslinux.cfg", cfg),
+        ("/boot/vmlinuz-with-a-long-name", &k),
+        ("/boot/initrd.img", b"i"),
+    ];
+    files.extend(names.iter().map(|n| (n.as_str(), &b"x"[..])));
+    let img = fat_image(tmp.path(), "fat", 32, 16, &files);
+    fuzz("fat16", std::fs::read(&img).unwrap(), 1000);
 }

@@ -5,6 +5,7 @@
 //! Everything else (writing, permissions, xattrs) is deliberately absent.
 
 mod ext;
+mod fat;
 pub mod xfs;
 mod xfs_dir;
 
@@ -14,6 +15,7 @@ use block_source::BlockSource;
 use std::sync::Arc;
 
 pub use ext::ExtFs;
+pub use fat::FatFs;
 pub use xfs::XfsFs;
 
 /// A filesystem that boot files can be read from.
@@ -41,7 +43,7 @@ pub enum Probe {
     Fs(Box<dyn BootFs>),
     /// An LVM2 physical volume; the caller maps its logical volumes.
     LvmPv,
-    /// A format we recognise by name but do not read (swap, vfat, ...).
+    /// A format we recognise by name but do not read (swap, btrfs, ...).
     Other(&'static str),
     /// Recognised, but opening it failed.
     Broken {
@@ -90,9 +92,20 @@ pub fn probe(src: Arc<dyn BlockSource>) -> Probe {
     if magic_at(s, 4086, b"SWAPSPACE2") || magic_at(s, 65526, b"SWAPSPACE2") {
         return Probe::Other("Linux swap");
     }
-    if magic_at(s, 82, b"FAT32   ") || magic_at(s, 54, b"FAT16   ") || magic_at(s, 54, b"FAT12   ")
-    {
-        return Probe::Other("vfat");
+    let fat_type = [
+        (82, &b"FAT32   "[..]),
+        (54, b"FAT16   "),
+        (54, b"FAT12   "),
+        (54, b"FAT     "),
+    ];
+    if fat_type.iter().any(|(o, m)| magic_at(s, *o, m)) && magic_at(s, 510, &[0x55, 0xaa]) {
+        return match FatFs::open(src.clone()) {
+            Ok(fs) => Probe::Fs(Box::new(fs)),
+            Err(e) => Probe::Broken {
+                kind: "vfat",
+                detail: e,
+            },
+        };
     }
     if magic_at(s, 0, b"hsqs") {
         return Probe::Other("squashfs");

@@ -73,6 +73,30 @@ pub fn ext4_image(
     img
 }
 
+/// `mkfs.vfat` (FAT`bits`) of `mib` MiB, filled with `mcopy -s` from a
+/// staging directory (long names kept; no symlinks on FAT).
+pub fn fat_image(tmp: &Path, name: &str, mib: u64, bits: u32, files: &[(&str, &[u8])]) -> PathBuf {
+    let dir = tmp.join(format!("{name}.d"));
+    stage(&dir, files, &[]);
+    let img = tmp.join(format!("{name}.img"));
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(mib * MIB)
+        .unwrap();
+    run(Command::new("mkfs.vfat")
+        .args(["-F", &bits.to_string(), "-i", "1234ABCD", "-n", "ESP"])
+        .arg(&img));
+    for e in std::fs::read_dir(&dir).unwrap() {
+        run(Command::new("mcopy")
+            .arg("-s")
+            .arg("-i")
+            .arg(&img)
+            .arg(e.unwrap().path())
+            .arg("::/"));
+    }
+    img
+}
+
 /// A mkfs.xfs protofile describing a staging directory.
 fn proto_entries(dir: &Path, out: &mut String) {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
