@@ -28,6 +28,7 @@ struct SinkInner {
     stdout: bool,
     log: Option<File>,
     tail: VecDeque<u8>,
+    first_output: Option<std::time::Instant>,
 }
 
 /// The serial's output writer; cheap to clone, all clones share state.
@@ -58,8 +59,17 @@ impl ConsoleSink {
                 stdout: config.stdio,
                 log,
                 tail: VecDeque::with_capacity(TAIL_BYTES),
+                first_output: None,
             })),
         })
+    }
+
+    /// When the guest first printed anything.
+    pub fn first_output(&self) -> Option<std::time::Instant> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .first_output
     }
 
     /// The last lines the guest printed (at most `n`).
@@ -79,6 +89,9 @@ impl ConsoleSink {
 impl Write for ConsoleSink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.first_output.is_none() {
+            inner.first_output = Some(std::time::Instant::now());
+        }
         if inner.stdout {
             let mut out = io::stdout().lock();
             let _ = out.write_all(buf);

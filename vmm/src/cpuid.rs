@@ -44,14 +44,12 @@ pub fn for_vcpu(base: &CpuId, id: u8, count: u8, masks: &[CpuidMask]) -> CpuId {
                     e.edx |= 1 << 28;
                 }
             }
-            LEAF_CACHE => {
-                if e.eax & 0x1f != 0 {
-                    // Cores per package - 1 in 31:26; threads sharing the cache
-                    // in 25:14 (every core shares L3, each core owns L1/L2).
-                    let level = (e.eax >> 5) & 7;
-                    let sharing = if level >= 3 { count - 1 } else { 0 };
-                    e.eax = (e.eax & 0x3fff) | ((count - 1) << 26) | (sharing << 14);
-                }
+            // Cores per package - 1 in 31:26; threads sharing the cache in
+            // 25:14 (every core shares L3, each core owns L1/L2).
+            LEAF_CACHE if e.eax & 0x1f != 0 => {
+                let level = (e.eax >> 5) & 7;
+                let sharing = if level >= 3 { count - 1 } else { 0 };
+                e.eax = (e.eax & 0x3fff) | ((count - 1) << 26) | (sharing << 14);
             }
             LEAF_TOPOLOGY | LEAF_TOPOLOGY_V2 => {
                 e.edx = id as u32;

@@ -10,6 +10,7 @@ pub mod interrupts;
 pub mod layout;
 pub mod memory;
 mod pci_setup;
+pub mod rss;
 mod signals;
 pub mod vcpu;
 mod vm;

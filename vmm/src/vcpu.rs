@@ -200,12 +200,24 @@ pub struct VcpuContext {
     pub stop: Arc<StopSignal>,
     /// Set by the main loop when every vCPU must leave KVM_RUN.
     pub exiting: Arc<AtomicBool>,
+    /// When the monitor started building the VM; the boot vCPU logs the
+    /// delay to its first exit (the benchmark's "first guest instruction").
+    pub started: std::time::Instant,
 }
 
 /// Run until the VM stops. Errors are reported through the stop signal.
 pub fn run_loop(mut vcpu: VcpuFd, ctx: VcpuContext) {
+    let mut first_exit = ctx.id == 0;
     while !ctx.exiting.load(Ordering::Acquire) {
-        match vcpu.run() {
+        let result = vcpu.run();
+        if first_exit && !matches!(&result, Err(e) if e.errno() == libc::EINTR) {
+            first_exit = false;
+            tracing::info!(
+                "first guest exit {:.2} ms after the monitor started",
+                ctx.started.elapsed().as_secs_f64() * 1000.0
+            );
+        }
+        match result {
             Ok(exit) => match exit {
                 VcpuExit::IoIn(port, data) => {
                     if !ctx.pio.read(port as u64, data) {

@@ -134,6 +134,7 @@ pub fn run_once(config: &VmConfig, sink: &ConsoleSink) -> Result<Outcome, VmmErr
             mmio: mmio.clone(),
             stop: stop.clone(),
             exiting: exiting.clone(),
+            started,
         };
         let t = std::thread::Builder::new()
             .name(format!("vcpu{id}"))
@@ -174,6 +175,16 @@ pub fn run_once(config: &VmConfig, sink: &ConsoleSink) -> Result<Outcome, VmmErr
         }
     }
 
+    if let Some(t) = sink.first_output() {
+        tracing::info!(
+            "first console output {:.1} ms after the monitor started",
+            t.duration_since(started).as_secs_f64() * 1000.0
+        );
+    }
+    match crate::rss::beyond_guest_memory(&mem) {
+        Ok(kib) => tracing::info!("monitor RSS beyond guest memory: {kib} KiB"),
+        Err(e) => tracing::debug!("cannot measure RSS: {e}"),
+    }
     exiting.store(true, Ordering::Release);
     for t in threads {
         let give_up = Instant::now() + Duration::from_secs(5);
