@@ -118,7 +118,7 @@ pub fn discover(disk: Arc<dyn BlockSource>) -> Result<BootPlan, DiscoveryError> 
     let mut failures: Vec<String> = Vec::new();
 
     for strategy in [from_grub, from_bls_only, from_extlinux, from_links] {
-        match strategy(&scan, &mut reasons, &mut failures) {
+        match strategy(&scan, &mut reasons) {
             Some(Ok(plan)) => return Ok(plan),
             Some(Err(e)) => {
                 reasons.push(format!("{e}; trying the next way to boot"));
@@ -132,6 +132,8 @@ pub fn discover(disk: Arc<dyn BlockSource>) -> Result<BootPlan, DiscoveryError> 
     })
 }
 
+/// `None`: this kind of configuration is absent; `Some(Err)`: present but
+/// its choice could not be loaded (the next kind is then tried).
 type Attempt = Option<Result<BootPlan, String>>;
 
 fn read_text(v: &Volume, path: &str) -> Option<String> {
@@ -185,7 +187,7 @@ fn bls_entries(v: &Volume, env: &HashMap<String, String>) -> Vec<BootEntry> {
     out.into_iter().map(|e| e.entry).collect()
 }
 
-fn from_grub(scan: &DiskScan, reasons: &mut Vec<String>, _: &mut Vec<String>) -> Attempt {
+fn from_grub(scan: &DiskScan, reasons: &mut Vec<String>) -> Attempt {
     let (vi, cfg_path, text) = find_first(scan, &GRUB_CFGS)?;
     let vol = &scan.volumes[vi];
     let env_path = format!(
@@ -247,7 +249,7 @@ fn from_grub(scan: &DiskScan, reasons: &mut Vec<String>, _: &mut Vec<String>) ->
     Some(load_entry(scan, choice.entry, Some(vi), reasons))
 }
 
-fn from_bls_only(scan: &DiskScan, reasons: &mut Vec<String>, _: &mut Vec<String>) -> Attempt {
+fn from_bls_only(scan: &DiskScan, reasons: &mut Vec<String>) -> Attempt {
     for (i, v) in scan.volumes.iter().enumerate() {
         let env = [
             "/grub2/grubenv",
@@ -301,7 +303,7 @@ fn from_bls_only(scan: &DiskScan, reasons: &mut Vec<String>, _: &mut Vec<String>
     None
 }
 
-fn from_extlinux(scan: &DiskScan, reasons: &mut Vec<String>, _: &mut Vec<String>) -> Attempt {
+fn from_extlinux(scan: &DiskScan, reasons: &mut Vec<String>) -> Attempt {
     let (vi, path, text) = find_first(scan, &EXTLINUX_CFGS)?;
     let (entries, default) = extlinux::parse(&text);
     let Some((idx, why)) = default else {
@@ -332,7 +334,7 @@ fn from_extlinux(scan: &DiskScan, reasons: &mut Vec<String>, _: &mut Vec<String>
 
 /// Last resort: Debian's `/vmlinuz` and `/initrd.img` links. The command
 /// line is then made up: `root=` names the filesystem that holds `/etc`.
-fn from_links(scan: &DiskScan, reasons: &mut Vec<String>, _: &mut Vec<String>) -> Attempt {
+fn from_links(scan: &DiskScan, reasons: &mut Vec<String>) -> Attempt {
     for (i, v) in scan.volumes.iter().enumerate() {
         for (k, ird) in LINKS {
             let Ok(Some(kernel)) = v.fs.read_file(k, MAX_KERNEL) else {
