@@ -10,6 +10,7 @@ pub mod bus;
 pub mod i8042;
 pub mod interrupt;
 pub mod lifecycle;
+pub mod net_backend;
 pub mod pci;
 pub mod raw_file;
 pub mod serial;
