@@ -12,13 +12,14 @@ use devices::i8042::{I8042, I8042_BASE, I8042_LEN};
 use devices::interrupt::IrqTrigger;
 use devices::lifecycle::{StopReason, StopSignal};
 use devices::serial::{Serial, COM1_BASE, COM1_IRQ, COM1_LEN};
-use event_manager::{EventManager, MutEventSubscriber, SubscriberOps};
+use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, SubscriberOps};
 use kvm_bindings::{kvm_pit_config, KVM_PIT_SPEAKER_DUMMY};
 use kvm_ioctls::Kvm;
 use std::os::unix::thread::JoinHandleExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use vmm_sys_util::epoll::EventSet;
 
 /// How long the guest gets to shut down after SIGINT/SIGTERM pressed the
 /// power button.
@@ -42,6 +43,20 @@ fn dev_err(what: &str) -> impl Fn(std::io::Error) -> VmmError + '_ {
 }
 
 type Subscriber = Arc<Mutex<dyn MutEventSubscriber + Send>>;
+
+/// Wakes the event loop as soon as a stop reason is recorded.
+struct StopWaker(Arc<StopSignal>);
+
+impl MutEventSubscriber for StopWaker {
+    fn process(&mut self, _events: Events, _ops: &mut EventOps) {
+        let _ = self.0.event().read();
+    }
+    fn init(&mut self, ops: &mut EventOps) {
+        if let Err(e) = ops.add(Events::new(self.0.event(), EventSet::IN)) {
+            tracing::warn!("stop events are polled: {e:?}");
+        }
+    }
+}
 
 pub fn run_once(config: &VmConfig, sink: &ConsoleSink) -> Result<Outcome, VmmError> {
     if config.vcpus == 0 || config.vcpus > 254 {
@@ -155,6 +170,8 @@ pub fn run_once(config: &VmConfig, sink: &ConsoleSink) -> Result<Outcome, VmmErr
         event_manager.add_subscriber(input);
     }
 
+    let waker: Subscriber = Arc::new(Mutex::new(StopWaker(stop.clone())));
+    event_manager.add_subscriber(waker);
     let mut deadline: Option<Instant> = None;
     while stop.reason().is_none() {
         if let Err(e) = event_manager.run_with_timeout(50) {
@@ -194,7 +211,7 @@ pub fn run_once(config: &VmConfig, sink: &ConsoleSink) -> Result<Outcome, VmmErr
             unsafe {
                 libc::pthread_kill(t.as_pthread_t(), signals::kick_signal());
             }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_micros(200));
         }
         if t.is_finished() {
             let _ = t.join();
