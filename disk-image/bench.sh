@@ -1,0 +1,51 @@
+#!/bin/sh
+# Disk image benchmarks (numbers go to BENCHMARKS.md, "disk images").
+# Usage: disk-image/bench.sh [WORKDIR] [SIZE_BYTES]   (default 1.5 GiB)
+# Needs qemu-img. Makes a disk from /usr files with holes, converts it to
+# streamOptimized VMDK with qemu-img, then compares, in one run:
+#   - sequential read of the whole disk: ours vs `qemu-img convert -O raw`
+#   - the same as a file export (both write a sparse raw file)
+#   - random 4 KiB read latency on the VMDK and on the raw file
+#   - time to open the test appliance's VMDK inside its .ova
+set -eu
+cd "$(dirname "$0")/.."
+W=${1:-/var/tmp/ovf-run-disk-bench}
+SIZE=${2:-1610612736}
+mkdir -p "$W"
+cargo build --release -p disk-image --example bench_disk >/dev/null 2>&1
+B=target/release/examples/bench_disk
+now() { date +%s.%N; }
+if [ ! -f "$W/disk.vmdk" ]; then
+    $B make "$W/disk.raw" "$SIZE"
+    qemu-img convert -f raw -O vmdk -o subformat=streamOptimized "$W/disk.raw" "$W/disk.vmdk"
+fi
+ls -l "$W/disk.raw" "$W/disk.vmdk"
+cat "$W/disk.vmdk" > /dev/null  # both sides read from the page cache
+echo "== sequential read, 3 rounds each"
+for i in 1 2 3; do
+    rm -f "$W/q.raw"; t0=$(now)
+    qemu-img convert -O raw "$W/disk.vmdk" "$W/q.raw"; t1=$(now)
+    echo "qemu-img convert -O raw: $(echo "$t1 - $t0" | bc) s"
+    rm -f "$W/o.raw"
+    $B export "$W/disk.vmdk" "$W/o.raw"
+    $B seq "$W/disk.vmdk" 1048576
+    $B seq "$W/disk.vmdk" 131072
+done
+cmp "$W/q.raw" "$W/o.raw" && echo "exports identical"
+echo "== random 4 KiB reads"
+$B random "$W/disk.vmdk" 20000
+$B random "$W/disk.raw" 20000
+echo "== open the appliance disk from its .ova"
+for ova in "${XDG_CACHE_HOME:-$HOME/.cache}"/ovf-run/appliances/*.ova; do
+    [ -f "$ova" ] || continue
+    # offset and size of the .vmdk member, from tar's verbose block listing
+    line=$(tar -tvR -f "$ova" | grep '\.vmdk$' | head -n1)
+    block=$(echo "$line" | sed 's/^block \([0-9]*\):.*/\1/')
+    size=$(echo "$line" | awk '{print $5}')
+    $B open "$ova" $(( (block + 1) * 512 )) "$size" 50
+    t0=$(now)
+    qemu-img info "json:{\"driver\":\"vmdk\",\"file\":{\"driver\":\"raw\",\"offset\":$(( (block + 1) * 512 )),\"size\":$size,\"file\":{\"driver\":\"file\",\"filename\":\"$ova\"}}}" >/dev/null
+    t1=$(now)
+    echo "qemu-img info (process, for scale): $(echo "$t1 - $t0" | bc) s"
+done
+rm -f "$W/q.raw" "$W/o.raw"
