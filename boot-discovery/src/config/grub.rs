@@ -86,6 +86,9 @@ fn expand(word: &Word, env: &Env) -> Vec<String> {
     let mut fields: Vec<String> = Vec::new();
     let mut cur: Option<String> = None;
     for p in &word.parts {
+        if cur.as_ref().is_some_and(|c| c.len() > MAX_VALUE) || fields.len() > MAX_VARS {
+            break;
+        }
         match p {
             Part::Lit(s) => cur.get_or_insert_with(String::new).push_str(s),
             Part::Var { name, quoted: true } => {
@@ -227,6 +230,13 @@ fn run(stmts: &[Stmt], sc: &mut Scope) {
                 ..
             } => {}
             Stmt::Block { kind, args, body } => {
+                // Each block copies the variables: charge that to the budget.
+                *sc.budget = sc
+                    .budget
+                    .saturating_sub(sc.env.len() + env_bytes(&sc.env) / 1024);
+                if *sc.budget == 0 {
+                    return;
+                }
                 let args = expand_all(args, &sc.env);
                 let (title, id) = title_and_id(&args);
                 let mut items = Vec::new();
@@ -282,12 +292,48 @@ fn title_and_id(args: &[String]) -> (String, Option<String>) {
     (title.unwrap_or_default(), id)
 }
 
+/// Bounds that keep a hostile script from growing memory: `set a=$a$a`
+/// doubles a value per statement.
+const MAX_VARS: usize = 1024;
+/// Real values (kernel options, ids) are well under a kilobyte.
+const MAX_VALUE: usize = 8 * 1024;
+
+/// All variables together; each menu entry copies them.
+const MAX_ENV_BYTES: usize = 1 << 20;
+
+fn env_bytes(env: &Env) -> usize {
+    env.iter().map(|(k, v)| k.len() + v.len()).sum()
+}
+
+fn assign(env: &mut Env, k: &str, v: &str) {
+    if env.len() >= MAX_VARS && !env.contains_key(k) {
+        return;
+    }
+    let v = truncate(v);
+    let old = env.get(k).map_or(0, |o| k.len() + o.len());
+    if env_bytes(env) - old + k.len() + v.len() > MAX_ENV_BYTES {
+        return;
+    }
+    env.insert(k.to_string(), v.to_string());
+}
+
+fn truncate(v: &str) -> &str {
+    if v.len() <= MAX_VALUE {
+        return v;
+    }
+    let mut end = MAX_VALUE;
+    while !v.is_char_boundary(end) {
+        end -= 1;
+    }
+    &v[..end]
+}
+
 fn command(w: Vec<String>, sc: &mut Scope) {
     let Some(cmd) = w.first() else { return };
     // `name=value` without `set` is an assignment too (grub-mkconfig uses it).
     if let Some((k, v)) = cmd.split_once('=') {
         if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            sc.env.insert(k.to_string(), v.to_string());
+            assign(&mut sc.env, k, v);
             return;
         }
     }
@@ -295,7 +341,7 @@ fn command(w: Vec<String>, sc: &mut Scope) {
         "set" => {
             for a in &w[1..] {
                 if let Some((k, v)) = a.split_once('=') {
-                    sc.env.insert(k.to_string(), v.to_string());
+                    assign(&mut sc.env, k, v);
                 }
             }
         }

@@ -132,3 +132,19 @@ fn fedora_blscfg_placeholder_and_saved_default() {
         "8a4f7c2e1b9d4e3f8c6a5b4d3e2f1a0b-6.5.6-300.fc39.x86_64"
     );
 }
+
+#[test]
+fn hostile_scripts_stay_bounded() {
+    // Doubling a value, thousands of variables, then many entries copying them.
+    let mut cfg = String::from("set a=xxxxxxxxxxxxxxxx\n");
+    cfg.push_str(&"set a=$a$a$a$a\n".repeat(200));
+    for i in 0..2000 {
+        cfg.push_str(&format!("set v{i}=$a\n"));
+    }
+    cfg.push_str(&"menuentry x { linux /k $a }\n".repeat(20_000));
+    let m = read_menu(&cfg, &HashMap::new());
+    assert!(m.items.len() < 20_000, "the statement budget must stop it");
+    if let Some(MenuItem::Entry { boot: Some(b), .. }) = m.items.first() {
+        assert!(b.args.len() <= MAX_VALUE + 1);
+    }
+}
