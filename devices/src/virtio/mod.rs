@@ -8,6 +8,7 @@
 //! kind, so virtio-net plugs in the same way.
 
 pub mod block;
+pub mod net;
 pub mod pci;
 pub mod rng;
 pub mod worker;

@@ -1,0 +1,324 @@
+//! The I/O thread of an activated virtio-net device.
+//!
+//! Unlike the generic [`crate::virtio::worker`], it also polls the
+//! backend, and it stops polling it while the guest has no receive buffers
+//! so frames wait in the backend (whose own buffers push back on passt or
+//! the TAP queue) rather than being read and dropped.
+
+use super::rx::{deliver, RxOutcome};
+use super::tx::read_frame;
+use crate::net_backend::{NetBackend, MAX_FRAME};
+use crate::virtio::{ActiveQueue, Memory};
+use std::io;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use virtio_queue::QueueT;
+use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+const RX_QUEUE: u64 = 0;
+const TX_QUEUE: u64 = 1;
+const BACKEND: u64 = 2;
+const KILL: u64 = 3;
+/// Malformed packets reported at warn level before going quiet.
+const LOUD_ERRORS: u32 = 10;
+/// Frames moved per wake-up per direction before the other direction and
+/// the kill event get a turn.
+const BATCH: usize = 256;
+
+pub const VIRTIO_NET_S_LINK_UP: u16 = 1;
+
+pub(super) struct NetIo {
+    pub rx: ActiveQueue,
+    pub tx: ActiveQueue,
+    pub mem: Memory,
+    pub backend: Option<Box<dyn NetBackend>>,
+    pub mergeable: bool,
+    /// The config space's status field, cleared when the backend dies.
+    pub status: Arc<AtomicU16>,
+    pub name: String,
+    rx_buf: Vec<u8>,
+    tx_buf: Vec<u8>,
+    /// Length of a frame in `rx_buf` still waiting for guest buffers.
+    pending: Option<usize>,
+    watching_backend: bool,
+    errors: u32,
+}
+
+impl NetIo {
+    pub fn new(
+        rx: ActiveQueue,
+        tx: ActiveQueue,
+        mem: Memory,
+        backend: Option<Box<dyn NetBackend>>,
+        mergeable: bool,
+        status: Arc<AtomicU16>,
+        name: String,
+    ) -> Self {
+        NetIo {
+            rx,
+            tx,
+            mem,
+            backend,
+            mergeable,
+            status,
+            name,
+            rx_buf: vec![0u8; MAX_FRAME],
+            tx_buf: vec![0u8; MAX_FRAME],
+            pending: None,
+            watching_backend: false,
+            errors: 0,
+        }
+    }
+
+    fn malformed(&mut self, what: &str) {
+        self.errors = self.errors.saturating_add(1);
+        if self.errors <= LOUD_ERRORS {
+            tracing::warn!("{}: dropped a packet: {what}", self.name);
+            if self.errors == LOUD_ERRORS {
+                tracing::warn!(
+                    "{}: further dropped packets are logged at debug level",
+                    self.name
+                );
+            }
+        } else {
+            tracing::debug!("{}: dropped a packet: {what}", self.name);
+        }
+    }
+
+    fn backend_gone(&mut self, epoll: &Epoll, e: &dyn std::fmt::Display) {
+        // Reported once: the backend is dropped, so it cannot fail again.
+        tracing::error!("{}: {e}", self.name);
+        self.set_watch(epoll, false);
+        self.backend = None;
+        self.pending = None;
+        self.status
+            .fetch_and(!VIRTIO_NET_S_LINK_UP, Ordering::Relaxed);
+    }
+
+    fn set_watch(&mut self, epoll: &Epoll, on: bool) {
+        let Some(fd) = self.backend.as_ref().and_then(|b| b.poll_fd()) else {
+            return;
+        };
+        if on == self.watching_backend {
+            return;
+        }
+        let r = if on {
+            epoll.ctl(
+                ControlOperation::Add,
+                fd,
+                EpollEvent::new(EventSet::IN, BACKEND),
+            )
+        } else {
+            epoll.ctl(ControlOperation::Delete, fd, EpollEvent::default())
+        };
+        match r {
+            Ok(()) => self.watching_backend = on,
+            Err(e) => tracing::error!("{}: cannot (un)watch the backend: {e}", self.name),
+        }
+    }
+
+    /// Move frames from the backend to the guest until either runs dry or
+    /// a batch is done. Returns (interrupt the guest, more may be waiting).
+    pub fn process_rx(&mut self, epoll: &Epoll) -> io::Result<(bool, bool)> {
+        let mut used = false;
+        for _ in 0..BATCH {
+            let len = match self.pending.take() {
+                Some(len) => len,
+                None => {
+                    let Some(backend) = self.backend.as_mut() else {
+                        return Ok((used, false));
+                    };
+                    match backend.recv(&mut self.rx_buf) {
+                        Ok(Some(n)) => n,
+                        Ok(None) => {
+                            self.set_watch(epoll, true);
+                            return Ok((used, false));
+                        }
+                        Err(e) if e.is_gone() => {
+                            self.backend_gone(epoll, &e);
+                            return Ok((used, false));
+                        }
+                        Err(e) => {
+                            tracing::debug!("{}: {e}", self.name);
+                            continue;
+                        }
+                    }
+                }
+            };
+            match deliver(
+                &mut self.rx.queue,
+                &self.mem,
+                &self.rx_buf[..len],
+                self.mergeable,
+            )
+            .map_err(|e| io::Error::other(format!("receive queue: {e}")))?
+            {
+                RxOutcome::Delivered { .. } => used = true,
+                RxOutcome::NoBuffers => {
+                    // Resumed by the guest's next receive-queue notification.
+                    self.pending = Some(len);
+                    self.set_watch(epoll, false);
+                    return Ok((used, false));
+                }
+                RxOutcome::Dropped(why) => {
+                    used = true;
+                    self.malformed(why);
+                }
+            }
+        }
+        Ok((used, true))
+    }
+
+    /// Send the frames the guest queued, up to a batch. Returns (interrupt
+    /// the guest, more may be waiting).
+    pub fn process_tx(&mut self, epoll: &Epoll) -> io::Result<(bool, bool)> {
+        let mut used = false;
+        let mem = self.mem.clone();
+        for _ in 0..BATCH {
+            let Some(chain) = self.tx.queue.pop_descriptor_chain(&mem) else {
+                return Ok((used, false));
+            };
+            let head = chain.head_index();
+            match read_frame(chain, &mem, &mut self.tx_buf) {
+                Ok(len) => {
+                    if let Some(b) = self.backend.as_mut() {
+                        match b.send(&self.tx_buf[..len]) {
+                            Ok(()) => {}
+                            Err(e) if e.is_gone() => self.backend_gone(epoll, &e),
+                            Err(e) => tracing::debug!("{}: {e}", self.name),
+                        }
+                    }
+                }
+                Err(e) => self.malformed(&e.to_string()),
+            }
+            self.tx
+                .queue
+                .add_used(&mem, head, 0)
+                .map_err(|e| io::Error::other(format!("transmit queue: {e}")))?;
+            used = true;
+        }
+        Ok((used, true))
+    }
+
+    fn run(mut self, kill: EventFd) -> Option<Box<dyn NetBackend>> {
+        let epoll = match Epoll::new() {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!("{}: epoll: {e}", self.name);
+                return self.backend;
+            }
+        };
+        for (fd, token) in [
+            (self.rx.notify.as_raw_fd(), RX_QUEUE),
+            (self.tx.notify.as_raw_fd(), TX_QUEUE),
+            (kill.as_raw_fd(), KILL),
+        ] {
+            if let Err(e) = epoll.ctl(
+                ControlOperation::Add,
+                fd,
+                EpollEvent::new(EventSet::IN, token),
+            ) {
+                tracing::error!("{}: cannot watch an event: {e}", self.name);
+                return self.backend;
+            }
+        }
+        let mut events = vec![EpollEvent::default(); 8];
+        let mut rx_more = true;
+        let mut tx_more = true;
+        loop {
+            if tx_more {
+                tx_more = self.step(&epoll, TX_QUEUE);
+            }
+            if rx_more {
+                rx_more = self.step(&epoll, RX_QUEUE);
+            }
+            // With work left over, only peek at new events.
+            let timeout = if rx_more || tx_more { 0 } else { -1 };
+            let n = match epoll.wait(timeout, &mut events) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::error!("{}: epoll wait: {e}", self.name);
+                    return self.backend;
+                }
+            };
+            for ev in &events[..n] {
+                match ev.data() {
+                    KILL => return self.backend,
+                    RX_QUEUE => {
+                        let _ = self.rx.notify.read();
+                        rx_more = true;
+                    }
+                    TX_QUEUE => {
+                        let _ = self.tx.notify.read();
+                        tx_more = true;
+                    }
+                    BACKEND => rx_more = true,
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// One batch in one direction; returns whether more may be waiting.
+    fn step(&mut self, epoll: &Epoll, which: u64) -> bool {
+        let (r, q) = if which == TX_QUEUE {
+            (self.process_tx(epoll), &self.tx)
+        } else {
+            (self.process_rx(epoll), &self.rx)
+        };
+        match r {
+            Ok((used, more)) => {
+                if used {
+                    if let Err(e) = q.interrupt.signal() {
+                        tracing::warn!("{}: interrupt: {e}", self.name);
+                    }
+                }
+                more
+            }
+            Err(e) => {
+                tracing::warn!("{}: {e}", self.name);
+                false
+            }
+        }
+    }
+}
+
+use std::os::unix::io::AsRawFd;
+
+/// A running network I/O thread; [`NetWorker::stop`] returns the backend
+/// so a reset device can be activated again.
+pub(super) struct NetWorker {
+    kill: EventFd,
+    thread: Option<JoinHandle<Option<Box<dyn NetBackend>>>>,
+}
+
+impl NetWorker {
+    pub fn spawn(io: NetIo) -> io::Result<NetWorker> {
+        let kill = EventFd::new(EFD_NONBLOCK)?;
+        let k = kill.try_clone()?;
+        let thread = std::thread::Builder::new()
+            .name(io.name.clone())
+            .spawn(move || io.run(k))?;
+        Ok(NetWorker {
+            kill,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn stop(mut self) -> Option<Box<dyn NetBackend>> {
+        let _ = self.kill.write(1);
+        self.thread.take().and_then(|t| t.join().ok()).flatten()
+    }
+}
+
+impl Drop for NetWorker {
+    fn drop(&mut self) {
+        let _ = self.kill.write(1);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
