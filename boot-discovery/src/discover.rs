@@ -16,6 +16,8 @@ pub const MAX_KERNEL: u64 = 256 << 20;
 pub const MAX_INITRD: u64 = 1 << 30;
 /// Boot loader configs are kilobytes.
 const MAX_CONFIG: u64 = 4 << 20;
+/// A BLS entry is a few lines; larger files are skipped (there may be 512).
+const MAX_BLS_ENTRY: u64 = 64 * 1024;
 /// More BLS entries than this is not a real system.
 const MAX_BLS_ENTRIES: usize = 512;
 
@@ -173,7 +175,13 @@ fn bls_entries(v: &Volume, env: &HashMap<String, String>) -> Vec<BootEntry> {
             .filter(|n| n.ends_with(".conf"))
             .take(MAX_BLS_ENTRIES)
         {
-            if let Some(text) = read_text(v, &format!("{dir}/{name}")) {
+            let path = format!("{dir}/{name}");
+            let text =
+                v.fs.read_file(&path, MAX_BLS_ENTRY)
+                    .ok()
+                    .flatten()
+                    .map(|d| String::from_utf8_lossy(&d).into_owned());
+            if let Some(text) = text {
                 if let Some(e) = bls::parse_entry(name.trim_end_matches(".conf"), &text, env) {
                     out.push(e);
                 }

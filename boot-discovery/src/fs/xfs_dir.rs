@@ -6,7 +6,7 @@
 use super::xfs::{Fork, Inode, XfsFs, DIR_LEAF_OFFSET};
 
 /// A directory bigger than this is not a boot directory; stop reading.
-const MAX_DIR_BLOCKS: u64 = 16 * 1024;
+const MAX_DIR_BYTES: u64 = 64 << 20;
 
 fn be16(b: &[u8], o: usize) -> usize {
     u16::from_be_bytes([b[o], b[o + 1]]) as usize
@@ -36,7 +36,7 @@ pub fn entries(fs: &XfsFs, dir: &Inode) -> Result<Vec<(Vec<u8>, u64)>, String> {
                 while off < end {
                     if last != Some(off) {
                         seen_blocks += 1;
-                        if seen_blocks > MAX_DIR_BLOCKS {
+                        if seen_blocks * dbs > MAX_DIR_BYTES {
                             return Err("directory is implausibly large".into());
                         }
                         let blk = fs.read_range(ext, off, dbs as usize)?;
