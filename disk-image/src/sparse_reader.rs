@@ -6,16 +6,19 @@
 //! does the rest the same way for all of them: holes and zero units never
 //! touch storage; uncompressed runs that are contiguous in the file become
 //! one `pread`; compressed units that lie near each other are fetched with
-//! one `pread` and inflated in parallel straight into the caller's buffer;
-//! a unit only partly wanted is inflated once and kept in the grain cache,
-//! so a guest reading 4 KiB at a time inflates each grain once.
+//! one `pread` and inflated in parallel; inflated units are kept in the
+//! grain cache, so a guest reading 4 KiB at a time inflates each grain once;
+//! and when reads are sequential, a read-ahead thread inflates the next
+//! units while the guest consumes the current ones.
 
 use crate::byte_range::ByteRange;
 use crate::error::DiskError;
-use crate::grain_cache::GrainCache;
+use crate::grain_cache::{Claim, Grain, GrainCache, Owned};
 use block_source::{check_range, BlockSource};
 use std::io;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Arc, Mutex, Weak};
 
 /// Where one unit's bytes are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,27 +53,46 @@ pub trait UnitMap: Send + Sync {
 const MAX_SPAN: u64 = 8 << 20;
 /// Gap between two compressed units still fetched in the same `pread`.
 const MAX_GAP: u64 = 64 << 10;
-/// Decompressed units kept for partial reads.
+/// Decompressed units kept (bounded memory whatever the image says).
 const CACHE_BYTES: usize = 64 << 20;
+/// How far ahead of a sequential reader units are inflated.
+const READ_AHEAD: u64 = 4 << 20;
 
-pub struct SparseReader<M: UnitMap> {
+struct Inner<M: UnitMap> {
     map: M,
     image: Arc<dyn ByteRange>,
     cache: GrainCache,
     threads: usize,
 }
 
+pub struct SparseReader<M: UnitMap + 'static> {
+    inner: Arc<Inner<M>>,
+    /// End of the previous read: a read starting there is sequential.
+    last_end: AtomicU64,
+    /// Read-ahead has been asked for up to here.
+    ahead_until: AtomicU64,
+    /// Feeds the read-ahead thread, started on the first sequential read.
+    ahead: Mutex<Option<Sender<(u64, u64)>>>,
+}
+
 /// One stretch of a request, in buffer order.
-enum Piece {
+enum Piece<'c> {
     Zero,
     Data {
         at: u64,
     },
-    Cached {
-        data: Arc<[u8]>,
+    Ready {
+        data: Grain,
         inner: usize,
     },
-    Compressed {
+    Mine {
+        owned: Owned<'c>,
+        index: u64,
+        at: u64,
+        max_len: u64,
+        inner: usize,
+    },
+    Busy {
         index: u64,
         at: u64,
         max_len: u64,
@@ -78,35 +100,78 @@ enum Piece {
     },
 }
 
-/// One compressed unit this request still needs.
-struct Job<'a> {
+/// One compressed unit to inflate: the claim, and where its wanted bytes
+/// go (nothing, for read-ahead).
+struct Job<'a, 'c> {
+    owned: Owned<'c>,
     index: u64,
     at: u64,
     max_len: u64,
-    /// Where the wanted bytes go.
     dst: &'a mut [u8],
-    /// Offset of `dst[0]` inside the unit.
     inner: usize,
 }
 
-impl<M: UnitMap> SparseReader<M> {
+impl<M: UnitMap + 'static> SparseReader<M> {
     pub fn new(map: M, image: Arc<dyn ByteRange>) -> Self {
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
             .min(8);
         SparseReader {
-            map,
-            image,
-            cache: GrainCache::new(CACHE_BYTES),
-            threads,
+            inner: Arc::new(Inner {
+                map,
+                image,
+                cache: GrainCache::new(CACHE_BYTES),
+                threads,
+            }),
+            last_end: AtomicU64::new(u64::MAX),
+            ahead_until: AtomicU64::new(0),
+            ahead: Mutex::new(None),
         }
     }
 
     pub fn map(&self) -> &M {
-        &self.map
+        &self.inner.map
     }
 
+    /// On a sequential read, ask the read-ahead thread for what follows.
+    fn read_ahead(&self, offset: u64, len: u64) {
+        let end = offset + len;
+        if self.last_end.swap(end, Ordering::Relaxed) != offset {
+            return;
+        }
+        let capacity = self.inner.map.capacity();
+        let want = end.saturating_add(READ_AHEAD).min(capacity);
+        let from = self.ahead_until.load(Ordering::Relaxed).max(end);
+        // Ask in steps of a quarter window, not on every small read.
+        if want <= from || want - from < READ_AHEAD / 4 {
+            return;
+        }
+        self.ahead_until.store(want, Ordering::Relaxed);
+        let mut ahead = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
+        if ahead.is_none() {
+            let (tx, rx) = channel::<(u64, u64)>();
+            let weak: Weak<Inner<M>> = Arc::downgrade(&self.inner);
+            let spawned = std::thread::Builder::new()
+                .name("disk-read-ahead".into())
+                .spawn(move || {
+                    while let Ok((from, to)) = rx.recv() {
+                        let Some(inner) = weak.upgrade() else { break };
+                        inner.prefetch(from, to);
+                    }
+                });
+            if spawned.is_err() {
+                return;
+            }
+            *ahead = Some(tx);
+        }
+        if let Some(tx) = ahead.as_ref() {
+            let _ = tx.send((from, want));
+        }
+    }
+}
+
+impl<M: UnitMap> Inner<M> {
     fn read_into(&self, buf: &mut [u8], offset: u64) -> Result<(), DiskError> {
         let unit = self.map.unit_size();
         // Plan first (pieces in buffer order, adjacent stored data merged),
@@ -123,9 +188,16 @@ impl<M: UnitMap> SparseReader<M> {
                 Unit::Data { at } => Piece::Data {
                     at: at + inner as u64,
                 },
-                Unit::Compressed { at, max_len } => match self.cache.get(index) {
-                    Some(data) => Piece::Cached { data, inner },
-                    None => Piece::Compressed {
+                Unit::Compressed { at, max_len } => match self.cache.claim(index) {
+                    Claim::Ready(data) => Piece::Ready { data, inner },
+                    Claim::Mine(owned) => Piece::Mine {
+                        owned,
+                        index,
+                        at,
+                        max_len,
+                        inner,
+                    },
+                    Claim::Busy => Piece::Busy {
                         index,
                         at,
                         max_len,
@@ -145,6 +217,7 @@ impl<M: UnitMap> SparseReader<M> {
             done += n;
         }
         let mut jobs: Vec<Job> = Vec::new();
+        let mut busy = Vec::new();
         let mut rest = buf;
         for (len, piece) in plan {
             let (dst, tail) = std::mem::take(&mut rest).split_at_mut(len);
@@ -152,28 +225,76 @@ impl<M: UnitMap> SparseReader<M> {
             match piece {
                 Piece::Zero => dst.fill(0),
                 Piece::Data { at } => self.read_data(at, dst)?,
-                Piece::Cached { data, inner } => {
+                Piece::Ready { data, inner } => {
                     copy_from_unit(&data, inner, dst, &self.image.name())?
                 }
-                Piece::Compressed {
+                Piece::Mine {
+                    owned,
                     index,
                     at,
                     max_len,
                     inner,
                 } => jobs.push(Job {
+                    owned,
                     index,
                     at,
                     max_len,
                     dst,
                     inner,
                 }),
+                Piece::Busy {
+                    index,
+                    at,
+                    max_len,
+                    inner,
+                } => busy.push((index, at, max_len, inner, dst)),
             }
         }
-        if jobs.is_empty() {
-            return Ok(());
+        self.run_jobs(jobs, true)?;
+        // Only now, with every claim of ours settled, wait for others'.
+        for (index, at, max_len, inner, dst) in busy {
+            match self.cache.wait(index) {
+                Claim::Ready(data) => copy_from_unit(&data, inner, dst, &self.image.name())?,
+                Claim::Mine(owned) => self.run_jobs(
+                    vec![Job {
+                        owned,
+                        index,
+                        at,
+                        max_len,
+                        dst,
+                        inner,
+                    }],
+                    false,
+                )?,
+                Claim::Busy => unreachable!("wait never answers Busy"),
+            }
         }
-        jobs.sort_by_key(|j| j.at);
-        self.run_jobs(jobs)
+        Ok(())
+    }
+
+    /// Inflate the compressed units of `[from, to)` into the cache.
+    fn prefetch(&self, from: u64, to: u64) {
+        let unit = self.map.unit_size();
+        let mut jobs = Vec::new();
+        for index in from / unit..to.div_ceil(unit) {
+            if self.cache.contains(index) {
+                continue;
+            }
+            if let Ok(Unit::Compressed { at, max_len }) = self.map.locate(index) {
+                if let Claim::Mine(owned) = self.cache.claim(index) {
+                    jobs.push(Job {
+                        owned,
+                        index,
+                        at,
+                        max_len,
+                        dst: &mut [],
+                        inner: 0,
+                    });
+                }
+            }
+        }
+        // Errors surface when the guest reads those units itself.
+        let _ = self.run_jobs(jobs, false);
     }
 
     fn read_data(&self, at: u64, dst: &mut [u8]) -> Result<(), DiskError> {
@@ -188,14 +309,17 @@ impl<M: UnitMap> SparseReader<M> {
 
     /// Fetch compressed units in as few `pread`s as possible, then inflate
     /// them, on several threads when there are enough of them.
-    fn run_jobs(&self, mut jobs: Vec<Job>) -> Result<(), DiskError> {
+    fn run_jobs(&self, mut jobs: Vec<Job>, parallel: bool) -> Result<(), DiskError> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        jobs.sort_by_key(|j| j.at);
         let file_len = self.image.len();
         let mut groups: Vec<(u64, Vec<u8>, Vec<Job>)> = Vec::new();
-        let mut start = 0;
-        while start < jobs.len() {
-            let first = jobs[start].at;
-            let mut end = span_end(&jobs[start], file_len);
-            let mut stop = start + 1;
+        while !jobs.is_empty() {
+            let first = jobs[0].at;
+            let mut end = span_end(&jobs[0], file_len);
+            let mut stop = 1;
             while stop < jobs.len() {
                 let j = &jobs[stop];
                 let e = span_end(j, file_len).max(end);
@@ -215,39 +339,40 @@ impl<M: UnitMap> SparseReader<M> {
             })?;
             let rest = jobs.split_off(stop);
             groups.push((first, bytes, std::mem::replace(&mut jobs, rest)));
-            start = 0;
         }
-        let mut work: Vec<(&[u8], u64, Job)> = Vec::new();
+        let mut work: Vec<(&[u8], Job)> = Vec::new();
         for (first, bytes, group) in &mut groups {
             for job in group.drain(..) {
                 let from = (job.at - *first) as usize;
-                work.push((&bytes[from..], job.at, job));
+                work.push((&bytes[from..], job));
             }
         }
-        if work.len() < 4 || self.threads < 2 {
+        if !parallel || work.len() < 4 || self.threads < 2 {
             return work
                 .into_iter()
-                .try_for_each(|(stored, at, job)| self.inflate_job(stored, at, job));
+                .try_for_each(|(stored, job)| self.inflate_job(stored, job));
         }
         let per = work.len().div_ceil(self.threads);
-        let mut chunks: Vec<Vec<(&[u8], u64, Job)>> = Vec::new();
+        let mut chunks: Vec<Vec<(&[u8], Job)>> = Vec::new();
         while !work.is_empty() {
             let tail = work.split_off(work.len().saturating_sub(per));
             chunks.push(tail);
         }
         std::thread::scope(|s| {
-            let mut handles = Vec::new();
             let mine = chunks.pop().unwrap_or_default();
-            for chunk in chunks {
-                handles.push(s.spawn(move || {
-                    chunk
-                        .into_iter()
-                        .try_for_each(|(stored, at, job)| self.inflate_job(stored, at, job))
-                }));
-            }
+            let handles: Vec<_> = chunks
+                .into_iter()
+                .map(|chunk| {
+                    s.spawn(move || {
+                        chunk
+                            .into_iter()
+                            .try_for_each(|(stored, job)| self.inflate_job(stored, job))
+                    })
+                })
+                .collect();
             let mut result = mine
                 .into_iter()
-                .try_for_each(|(stored, at, job)| self.inflate_job(stored, at, job));
+                .try_for_each(|(stored, job)| self.inflate_job(stored, job));
             for h in handles {
                 let r = h.join().unwrap_or_else(|_| {
                     Err(DiskError::malformed(
@@ -265,17 +390,11 @@ impl<M: UnitMap> SparseReader<M> {
         })
     }
 
-    fn inflate_job(&self, stored: &[u8], at: u64, job: Job) -> Result<(), DiskError> {
-        let unit = self.map.unit_size() as usize;
-        if job.inner == 0 && job.dst.len() == unit {
-            // Wanted whole: inflate straight into place, nothing to keep.
-            return self.map.decompress(job.index, at, stored, job.dst);
-        }
-        let mut full = vec![0u8; unit];
-        self.map.decompress(job.index, at, stored, &mut full)?;
-        let full: Arc<[u8]> = Arc::from(full);
+    fn inflate_job(&self, stored: &[u8], job: Job) -> Result<(), DiskError> {
+        let mut full = vec![0u8; self.map.unit_size() as usize];
+        self.map.decompress(job.index, job.at, stored, &mut full)?;
         copy_from_unit(&full, job.inner, job.dst, &self.image.name())?;
-        self.cache.insert(job.index, full);
+        job.owned.fulfill(Arc::new(full));
         Ok(())
     }
 }
@@ -300,13 +419,14 @@ fn copy_from_unit(data: &[u8], inner: usize, dst: &mut [u8], name: &str) -> Resu
     }
 }
 
-impl<M: UnitMap> BlockSource for SparseReader<M> {
+impl<M: UnitMap + 'static> BlockSource for SparseReader<M> {
     fn capacity(&self) -> u64 {
-        self.map.capacity()
+        self.inner.map.capacity()
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        check_range(self.map.capacity(), offset, buf.len())?;
-        self.read_into(buf, offset).map_err(io::Error::from)
+        check_range(self.inner.map.capacity(), offset, buf.len())?;
+        self.read_ahead(offset, buf.len() as u64);
+        self.inner.read_into(buf, offset).map_err(io::Error::from)
     }
 }
