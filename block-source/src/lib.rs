@@ -58,7 +58,10 @@ pub struct MemorySource {
 
 impl MemorySource {
     pub fn new(data: Vec<u8>, read_only: bool) -> Self {
-        MemorySource { data: std::sync::RwLock::new(data), read_only }
+        MemorySource {
+            data: std::sync::RwLock::new(data),
+            read_only,
+        }
     }
 }
 
@@ -67,7 +70,10 @@ impl BlockSource for MemorySource {
         self.data.read().map(|d| d.len() as u64).unwrap_or(0)
     }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        let data = self.data.read().map_err(|_| io::Error::other("poisoned lock"))?;
+        let data = self
+            .data
+            .read()
+            .map_err(|_| io::Error::other("poisoned lock"))?;
         check_range(data.len() as u64, offset, buf.len())?;
         let start = offset as usize;
         buf.copy_from_slice(&data[start..start + buf.len()]);
@@ -75,9 +81,15 @@ impl BlockSource for MemorySource {
     }
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         if self.read_only {
-            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "this disk is read-only"));
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "this disk is read-only",
+            ));
         }
-        let mut data = self.data.write().map_err(|_| io::Error::other("poisoned lock"))?;
+        let mut data = self
+            .data
+            .write()
+            .map_err(|_| io::Error::other("poisoned lock"))?;
         check_range(data.len() as u64, offset, buf.len())?;
         let start = offset as usize;
         data[start..start + buf.len()].copy_from_slice(buf);
@@ -117,13 +129,22 @@ mod tests {
         let mut buf = [0u8; 3];
         src.read_at(&mut buf, 10).unwrap();
         assert_eq!(&buf, b"abc");
-        assert_eq!(src.read_at(&mut buf, 1023).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
-        assert_eq!(check_range(10, u64::MAX, 2).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(
+            src.read_at(&mut buf, 1023).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+        assert_eq!(
+            check_range(10, u64::MAX, 2).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
     }
 
     #[test]
     fn read_only_refuses_writes() {
         let src = MemorySource::new(vec![0u8; 16], true);
-        assert_eq!(src.write_at(b"x", 0).unwrap_err().kind(), io::ErrorKind::PermissionDenied);
+        assert_eq!(
+            src.write_at(b"x", 0).unwrap_err().kind(),
+            io::ErrorKind::PermissionDenied
+        );
     }
 }

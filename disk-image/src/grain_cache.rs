@@ -133,8 +133,8 @@ impl GrainCache {
             if let Some(d) = Self::ready(&mut s, key) {
                 return Claim::Ready(d);
             }
-            if !s.slots.contains_key(&key) {
-                s.slots.insert(key, Slot::Pending);
+            if let std::collections::hash_map::Entry::Vacant(v) = s.slots.entry(key) {
+                v.insert(Slot::Pending);
                 return Claim::Mine(Owned {
                     cache: self,
                     key,

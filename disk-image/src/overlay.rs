@@ -50,6 +50,30 @@ pub struct Overlay {
     alloc: Mutex<()>,
     /// For messages: where the overlay lives.
     place: PathBuf,
+    /// An ephemeral overlay's file when it must keep a name; removed on drop.
+    _named: Option<tempfile::TempPath>,
+}
+
+/// Name prefix of ephemeral overlay files that keep a name; the PID follows.
+const EPHEMERAL_PREFIX: &str = "ephemeral-";
+
+/// Remove named ephemeral overlays whose process is gone (killed runs).
+fn sweep_dead_ephemerals(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(EPHEMERAL_PREFIX)) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 fn map_header(capacity: u64, fingerprint: &[u8]) -> Vec<u8> {
@@ -75,14 +99,37 @@ impl Overlay {
     }
 
     /// An overlay that disappears with the process.
+    ///
+    /// Normally an unnamed file. Some filesystems (9p, as in the KVM test
+    /// host, and some sandboxes) cannot resize or write a file once it has
+    /// no name; there the file keeps a name with our PID in it, is removed
+    /// when the overlay is dropped, and files left by processes that died
+    /// are removed by the next ephemeral overlay made in the same folder.
     pub fn ephemeral(base: Arc<dyn BlockSource>, cache_dir: &Path) -> Result<Self, DiskError> {
         std::fs::create_dir_all(cache_dir)
             .map_err(|e| DiskError::local(cache_dir, "cannot create the cache directory", e))?;
-        let data = tempfile::tempfile_in(cache_dir)
-            .map_err(|e| DiskError::local(cache_dir, "cannot create the overlay file", e))?;
         let capacity = base.capacity();
-        data.set_len(capacity)
-            .map_err(|e| DiskError::local(cache_dir, "cannot size the overlay file", e))?;
+        let (data, named) =
+            match Self::unnamed_file(cache_dir, capacity) {
+                Ok(file) => (file, None),
+                Err(_) => {
+                    sweep_dead_ephemerals(cache_dir);
+                    let named = tempfile::Builder::new()
+                        .prefix(&format!("{EPHEMERAL_PREFIX}{}-", std::process::id()))
+                        .suffix(".data")
+                        .tempfile_in(cache_dir)
+                        .map_err(|e| {
+                            DiskError::local(cache_dir, "cannot create the overlay file", e)
+                        })?;
+                    named.as_file().set_len(capacity).map_err(|e| {
+                        DiskError::local(cache_dir, "cannot size the overlay file", e)
+                    })?;
+                    let file = named.as_file().try_clone().map_err(|e| {
+                        DiskError::local(cache_dir, "cannot open the overlay file", e)
+                    })?;
+                    (file, Some(named.into_temp_path()))
+                }
+            };
         Ok(Overlay {
             base,
             capacity,
@@ -91,7 +138,18 @@ impl Overlay {
             bits: Self::empty_bits(capacity),
             alloc: Mutex::new(()),
             place: cache_dir.to_path_buf(),
+            _named: named,
         })
+    }
+
+    /// An unlinked, sized file, checked to take a write.
+    fn unnamed_file(cache_dir: &Path, capacity: u64) -> io::Result<File> {
+        let file = tempfile::tempfile_in(cache_dir)?;
+        file.set_len(capacity)?;
+        if capacity > 0 {
+            file.write_all_at(&[0], 0)?;
+        }
+        Ok(file)
     }
 
     /// An overlay kept in `dir` and reused by the next run on the same
@@ -175,6 +233,7 @@ impl Overlay {
             bits,
             alloc: Mutex::new(()),
             place: dir.to_path_buf(),
+            _named: None,
         })
     }
 
@@ -369,6 +428,22 @@ mod tests {
     fn base() -> Arc<dyn BlockSource> {
         let data: Vec<u8> = (0..(1u32 << 20) + 1000).map(|i| (i % 241) as u8).collect();
         Arc::new(MemorySource::new(data, true))
+    }
+
+    #[test]
+    fn sweep_removes_only_files_of_dead_processes() {
+        let dir = tempfile::tempdir().unwrap();
+        let dead = dir.path().join("ephemeral-999999999-abc.data");
+        let mine = dir
+            .path()
+            .join(format!("ephemeral-{}-abc.data", std::process::id()));
+        let other = dir.path().join("keep.data");
+        for p in [&dead, &mine, &other] {
+            std::fs::write(p, b"x").unwrap();
+        }
+        sweep_dead_ephemerals(dir.path());
+        assert!(!dead.exists());
+        assert!(mine.exists() && other.exists());
     }
 
     #[test]

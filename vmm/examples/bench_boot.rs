@@ -1,5 +1,5 @@
 //! Benchmark helper: boot KERNEL with INITRD and a raw DISK, console to
-//! LOG, `pvh` (host decompression) or `bzimage` (guest decompression);
+//! LOG (or stdout when LOG is `-`), `pvh` (host decompression) or `bzimage` (guest decompression);
 //! prints the wall time to poweroff. The monitor logs (stderr) carry the
 //! decompression time, first guest exit, first console output and RSS.
 //! Usage: bench_boot KERNEL INITRD DISK LOG pvh|bzimage [CPUS] [MEMORY_MIB]
@@ -19,6 +19,7 @@ fn main() {
         .with_env_filter("vmm=info")
         .with_writer(std::io::stderr)
         .without_time()
+        .with_ansi(false)
         .init();
     let mut c = VmConfig::new(Kernel::Path(PathBuf::from(&a[1])));
     c.initrd = Some(PathBuf::from(&a[2]));
@@ -29,9 +30,17 @@ fn main() {
         read_only: false,
         id: "disk0".into(),
     }];
-    c.console = ConsoleConfig {
-        stdio: false,
-        log: Some(PathBuf::from(&a[4])),
+    // LOG "-": the console goes to stdout (for a timestamping pipe).
+    c.console = if a[4] == "-" {
+        ConsoleConfig {
+            stdio: true,
+            log: None,
+        }
+    } else {
+        ConsoleConfig {
+            stdio: false,
+            log: Some(PathBuf::from(&a[4])),
+        }
     };
     c.bzimage_mode = if a[5] == "bzimage" {
         BzImageMode::GuestDecompress
@@ -40,7 +49,9 @@ fn main() {
     };
     c.vcpus = a.get(6).and_then(|v| v.parse().ok()).unwrap_or(2);
     c.memory_mib = a.get(7).and_then(|v| v.parse().ok()).unwrap_or(512);
-    c.cmdline = "console=ttyS0 panic=-1 loglevel=4".into();
+    // earlyprintk: the bzImage decompressor and the kernel's first lines
+    // reach the console, so both boot paths can be timed to the same line.
+    c.cmdline = "console=ttyS0 earlyprintk=ttyS0 panic=-1 loglevel=4".into();
     c.no_reboot = true;
     let t = Instant::now();
     let r = vmm::run(c);

@@ -15,6 +15,7 @@ fn main() {
         .with_env_filter("vmm=info")
         .with_writer(std::io::stderr)
         .without_time()
+        .with_ansi(false)
         .init();
     let code = vec![
         0x66, 0xba, 0xf8, 0x03, // mov dx, 0x3f8

@@ -114,6 +114,10 @@ pub fn run_once(config: &VmConfig, sink: &ConsoleSink) -> Result<Outcome, VmmErr
 
     crate::pci_setup::attach(config, &mem, &vm, &irqs, &pio, &mmio)?;
 
+    tracing::debug!(
+        "VM and devices ready {:.1} ms after the monitor started",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
     let rsdp = acpi::write(&mem, config.vcpus).map_err(VmmError::Acpi)?;
     let setup = boot::load(
         &mem,
@@ -129,6 +133,10 @@ pub fn run_once(config: &VmConfig, sink: &ConsoleSink) -> Result<Outcome, VmmErr
             d.as_secs_f64() * 1000.0
         );
     }
+    tracing::debug!(
+        "kernel loaded {:.1} ms after the monitor started",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
     vcpu::write_boot_structures(&mem, setup.entry)?;
 
     let base_cpuid = cpuid::supported(&kvm).map_err(kvm_err("report its supported CPUID"))?;
