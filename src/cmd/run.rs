@@ -80,7 +80,9 @@ fn fail(msg: impl AsRef<str>) -> ExitCode {
 
 pub fn run(args: RunArgs) -> ExitCode {
     let Some(path) = args.package.clone() else {
-        eprintln!("ovf-run: name an appliance to run (ovf-run APPLIANCE.ova), or see ovf-run --help");
+        eprintln!(
+            "ovf-run: name an appliance to run (ovf-run APPLIANCE.ova), or see ovf-run --help"
+        );
         return ExitCode::from(EXIT_USAGE);
     };
     let pkg = match open_package(&path) {
@@ -93,7 +95,11 @@ pub fn run(args: RunArgs) -> ExitCode {
     if let Err(code) = accept_eula(&pkg, args.accept_eula) {
         return code;
     }
-    let mut spec = match machine_spec(&pkg.envelope, args.system.as_deref(), args.configuration.as_deref()) {
+    let mut spec = match machine_spec(
+        &pkg.envelope,
+        args.system.as_deref(),
+        args.configuration.as_deref(),
+    ) {
         Ok(s) => s,
         Err(e) => return fail(format!("{}: {e}", path.display())),
     };
@@ -106,7 +112,10 @@ pub fn run(args: RunArgs) -> ExitCode {
         Err(msg) => return fail(msg),
     };
     let Some(boot_disk) = disks.first() else {
-        return fail(format!("{}: the virtual system has no disk to boot from", path.display()));
+        return fail(format!(
+            "{}: the virtual system has no disk to boot from",
+            path.display()
+        ));
     };
     let boot = match choose_kernel(&args, boot_disk.source.clone()) {
         Ok(b) => b,
@@ -130,7 +139,10 @@ pub fn run(args: RunArgs) -> ExitCode {
     config.cmdline = boot.cmdline;
     config.disks = disks;
     config.no_reboot = args.no_reboot;
-    config.console = ConsoleConfig { stdio: !args.no_console, log: args.console_log.clone() };
+    config.console = ConsoleConfig {
+        stdio: !args.no_console,
+        log: args.console_log.clone(),
+    };
     let result = vmm::run(config);
     drop(boot.initrd_file);
     match result {
@@ -157,7 +169,11 @@ fn check_package(pkg: &Package, args: &RunArgs) -> Result<(), ExitCode> {
     }
     say(format!("verifying {}", pkg.path.display()));
     let report = verify_package(pkg, &args.trust, true)?;
-    for w in report.warnings.iter().filter(|w| !w.contains("verified earlier")) {
+    for w in report
+        .warnings
+        .iter()
+        .filter(|w| !w.contains("verified earlier"))
+    {
         say(format!("warning: {w}"));
     }
     if !report.ok() {
@@ -171,7 +187,9 @@ fn check_package(pkg: &Package, args: &RunArgs) -> Result<(), ExitCode> {
 }
 
 fn accept_eula(pkg: &Package, accepted: bool) -> Result<(), ExitCode> {
-    let Some(content) = &pkg.envelope.content else { return Ok(()) };
+    let Some(content) = &pkg.envelope.content else {
+        return Ok(());
+    };
     let eulas = content.all_eulas();
     if eulas.is_empty() || accepted {
         return Ok(());
@@ -186,9 +204,19 @@ fn accept_eula(pkg: &Package, accepted: bool) -> Result<(), ExitCode> {
     }
     let mut err = std::io::stderr();
     for (i, e) in eulas.iter().enumerate() {
-        let _ = writeln!(err, "--- License agreement {} of {} ---\n{}\n", i + 1, eulas.len(), e.license);
+        let _ = writeln!(
+            err,
+            "--- License agreement {} of {} ---\n{}\n",
+            i + 1,
+            eulas.len(),
+            e.license
+        );
     }
-    let _ = write!(err, "Accept the license agreement{}? [y/N] ", if eulas.len() > 1 { "s" } else { "" });
+    let _ = write!(
+        err,
+        "Accept the license agreement{}? [y/N] ",
+        if eulas.len() > 1 { "s" } else { "" }
+    );
     let _ = err.flush();
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);
@@ -216,8 +244,13 @@ fn overlay_fingerprint(pkg: &Package, disk_id: &str, capacity: u64) -> String {
     format!("ovf-run/1 descriptor-sha256={digest} disk={disk_id} capacity={capacity}")
 }
 
-fn open_disks(pkg: &Package, spec: &MachineSpec, persist: Option<&Path>) -> Result<Vec<DiskConfig>, String> {
-    let cache = ovf_loader::cache_dir().ok_or("cannot find a cache folder: set HOME or XDG_CACHE_HOME")?;
+fn open_disks(
+    pkg: &Package,
+    spec: &MachineSpec,
+    persist: Option<&Path>,
+) -> Result<Vec<DiskConfig>, String> {
+    let cache =
+        ovf_loader::cache_dir().ok_or("cannot find a cache folder: set HOME or XDG_CACHE_HOME")?;
     let image_cache = CacheDir::new(cache.join("inflated"));
     let mut out = Vec::new();
     for (i, disk) in spec.disks.iter().enumerate() {
@@ -230,7 +263,11 @@ fn open_disks(pkg: &Package, spec: &MachineSpec, persist: Option<&Path>) -> Resu
             None => Overlay::ephemeral(base, &cache.join("overlays")),
         }
         .map_err(|e| e.to_string())?;
-        out.push(DiskConfig { source: Arc::new(overlay), read_only: false, id: disk.disk_id.chars().take(20).collect() });
+        out.push(DiskConfig {
+            source: Arc::new(overlay),
+            read_only: false,
+            id: disk.disk_id.chars().take(20).collect(),
+        });
     }
     for (i, cd) in spec.cdroms.iter().enumerate() {
         let disk = ovf_loader::machine::DiskSpec {
@@ -243,7 +280,11 @@ fn open_disks(pkg: &Package, spec: &MachineSpec, persist: Option<&Path>) -> Resu
             item_instance_id: String::new(),
         };
         let source = open_disk(pkg, &disk, &image_cache).map_err(|e| e.to_string())?;
-        out.push(DiskConfig { source, read_only: true, id: disk.disk_id });
+        out.push(DiskConfig {
+            source,
+            read_only: true,
+            id: disk.disk_id,
+        });
     }
     Ok(out)
 }
@@ -258,10 +299,19 @@ struct BootChoice {
 }
 
 fn choose_kernel(args: &RunArgs, boot_disk: Arc<dyn BlockSource>) -> Result<BootChoice, String> {
-    let over = CmdlineOverride { replace: args.cmdline.clone(), append: args.append.clone() };
+    let over = CmdlineOverride {
+        replace: args.cmdline.clone(),
+        append: args.append.clone(),
+    };
     if let Some(kernel) = &args.kernel {
-        let base = args.cmdline.clone().unwrap_or_else(|| boot_discovery::SERIAL_CONSOLE.to_string());
-        let over = CmdlineOverride { replace: None, append: args.append.clone() };
+        let base = args
+            .cmdline
+            .clone()
+            .unwrap_or_else(|| boot_discovery::SERIAL_CONSOLE.to_string());
+        let over = CmdlineOverride {
+            replace: None,
+            append: args.append.clone(),
+        };
         return Ok(BootChoice {
             kernel: Kernel::Path(kernel.clone()),
             initrd_path: args.initrd.clone(),
@@ -270,16 +320,21 @@ fn choose_kernel(args: &RunArgs, boot_disk: Arc<dyn BlockSource>) -> Result<Boot
             description: format!("{} (--kernel)", kernel.display()),
         });
     }
-    let plan = boot_discovery::discover(boot_disk).map_err(|e| format!("no bootable Linux kernel found in the boot disk: {e}"))?;
+    // The discovery error already says what was found and what is missing.
+    let plan = boot_discovery::discover(boot_disk).map_err(|e| e.to_string())?;
     for r in &plan.reasons {
         tracing::info!("{r}");
     }
     let (initrd_path, initrd_file) = match &plan.initrd {
         Some(bytes) => {
-            let dir = ovf_loader::cache_dir().ok_or("cannot find a cache folder")?.join("boot");
+            let dir = ovf_loader::cache_dir()
+                .ok_or("cannot find a cache folder")?
+                .join("boot");
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            let mut f = tempfile::NamedTempFile::new_in(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            f.write_all(bytes).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let mut f = tempfile::NamedTempFile::new_in(&dir)
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
+            f.write_all(bytes)
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
             (Some(f.path().to_path_buf()), Some(f))
         }
         None => (None, None),
