@@ -47,6 +47,11 @@ pub trait UnitMap: Send + Sync {
         stored: &[u8],
         out: &mut [u8],
     ) -> Result<(), DiskError>;
+    /// Whether any unit may be compressed; when not, sequential reads
+    /// start no read-ahead thread (plain `pread`s gain nothing from it).
+    fn may_compress(&self) -> bool {
+        true
+    }
 }
 
 /// Compressed bytes fetched per `pread` at most.
@@ -58,10 +63,44 @@ const CACHE_BYTES: usize = 64 << 20;
 /// How far ahead of a sequential reader units are inflated.
 const READ_AHEAD: u64 = 4 << 20;
 
+/// Unit indexes stay below 2^41 (capacity 2^50, units of 512 bytes or
+/// more), so sources sharing one cache get key ranges this far apart.
+const KEY_BITS: u32 = 42;
+
+/// One grain cache (one memory budget) shared by several sources, e.g.
+/// the extents of one VMDK descriptor: however many extents a descriptor
+/// names, their inflated grains together stay within one budget.
+pub struct SharedCache {
+    cache: Arc<GrainCache>,
+    next: AtomicU64,
+}
+
+impl SharedCache {
+    pub fn new() -> Self {
+        SharedCache {
+            cache: Arc::new(GrainCache::new(CACHE_BYTES)),
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// A fresh key range for one more source.
+    fn key_base(&self) -> u64 {
+        (self.next.fetch_add(1, Ordering::Relaxed) & ((1 << (64 - KEY_BITS)) - 1)) << KEY_BITS
+    }
+}
+
+impl Default for SharedCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 struct Inner<M: UnitMap> {
     map: M,
     image: Arc<dyn ByteRange>,
-    cache: GrainCache,
+    cache: Arc<GrainCache>,
+    /// Added to unit indexes to make this source's cache keys.
+    key_base: u64,
     threads: usize,
 }
 
@@ -113,6 +152,15 @@ struct Job<'a, 'c> {
 
 impl<M: UnitMap + 'static> SparseReader<M> {
     pub fn new(map: M, image: Arc<dyn ByteRange>) -> Self {
+        Self::build(map, image, Arc::new(GrainCache::new(CACHE_BYTES)), 0)
+    }
+
+    /// A reader whose inflated units count against `shared`'s budget.
+    pub fn with_cache(map: M, image: Arc<dyn ByteRange>, shared: &SharedCache) -> Self {
+        Self::build(map, image, shared.cache.clone(), shared.key_base())
+    }
+
+    fn build(map: M, image: Arc<dyn ByteRange>, cache: Arc<GrainCache>, key_base: u64) -> Self {
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
@@ -121,7 +169,8 @@ impl<M: UnitMap + 'static> SparseReader<M> {
             inner: Arc::new(Inner {
                 map,
                 image,
-                cache: GrainCache::new(CACHE_BYTES),
+                cache,
+                key_base,
                 threads,
             }),
             last_end: AtomicU64::new(u64::MAX),
@@ -137,6 +186,9 @@ impl<M: UnitMap + 'static> SparseReader<M> {
     /// On a sequential read, ask the read-ahead thread for what follows.
     fn read_ahead(&self, offset: u64, len: u64) {
         let end = offset + len;
+        if !self.inner.map.may_compress() {
+            return;
+        }
         if self.last_end.swap(end, Ordering::Relaxed) != offset {
             return;
         }
@@ -188,7 +240,7 @@ impl<M: UnitMap> Inner<M> {
                 Unit::Data { at } => Piece::Data {
                     at: at + inner as u64,
                 },
-                Unit::Compressed { at, max_len } => match self.cache.claim(index) {
+                Unit::Compressed { at, max_len } => match self.cache.claim(self.key_base | index) {
                     Claim::Ready(data) => Piece::Ready { data, inner },
                     Claim::Mine(owned) => Piece::Mine {
                         owned,
@@ -253,7 +305,7 @@ impl<M: UnitMap> Inner<M> {
         self.run_jobs(jobs, true)?;
         // Only now, with every claim of ours settled, wait for others'.
         for (index, at, max_len, inner, dst) in busy {
-            match self.cache.wait(index) {
+            match self.cache.wait(self.key_base | index) {
                 Claim::Ready(data) => copy_from_unit(&data, inner, dst, &self.image.name())?,
                 Claim::Mine(owned) => self.run_jobs(
                     vec![Job {
@@ -277,11 +329,11 @@ impl<M: UnitMap> Inner<M> {
         let unit = self.map.unit_size();
         let mut jobs = Vec::new();
         for index in from / unit..to.div_ceil(unit) {
-            if self.cache.contains(index) {
+            if self.cache.contains(self.key_base | index) {
                 continue;
             }
             if let Ok(Unit::Compressed { at, max_len }) = self.map.locate(index) {
-                if let Claim::Mine(owned) = self.cache.claim(index) {
+                if let Claim::Mine(owned) = self.cache.claim(self.key_base | index) {
                     jobs.push(Job {
                         owned,
                         index,

@@ -9,8 +9,10 @@
 use crate::byte_range::ByteRange;
 use crate::error::DiskError;
 use crate::raw::{RawSource, ZeroSource};
+use crate::sparse_reader::SharedCache;
 use crate::vmdk_sparse;
 use block_source::{check_range, BlockSource};
+use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
 
@@ -250,6 +252,12 @@ pub fn open(
     }
     let mut parts: Vec<(u64, Box<dyn BlockSource>)> = Vec::new();
     let mut capacity = 0u64;
+    // Each file is resolved and (if sparse) opened once, however many
+    // lines name it, and all sparse extents share one grain-cache budget:
+    // a descriptor of many lines costs no more memory than its files.
+    let mut files: HashMap<&str, Arc<dyn ByteRange>> = HashMap::new();
+    let mut sparse_files: HashMap<&str, Arc<vmdk_sparse::SparseSource>> = HashMap::new();
+    let cache = SharedCache::new();
     for e in &d.extents {
         let bytes = e
             .sectors
@@ -266,36 +274,49 @@ pub fn open(
         if bytes == 0 {
             continue;
         }
+        let extent_error = |what: String| DiskError::Extent {
+            name: name.clone(),
+            extent: e.file.clone(),
+            what,
+        };
         let source: Box<dyn BlockSource> = match e.kind {
             ExtentKind::Zero => Box::new(ZeroSource { capacity: bytes }),
             ExtentKind::Flat | ExtentKind::Sparse => {
-                let range: Arc<dyn ByteRange> =
-                    Arc::from(resolver.resolve(&e.file).map_err(|err| DiskError::Extent {
-                        name: name.clone(),
-                        extent: e.file.clone(),
-                        what: err.to_string(),
-                    })?);
+                let range = match files.get(e.file.as_str()) {
+                    Some(r) => r.clone(),
+                    None => {
+                        let r: Arc<dyn ByteRange> = Arc::from(
+                            resolver
+                                .resolve(&e.file)
+                                .map_err(|err| extent_error(err.to_string()))?,
+                        );
+                        files.insert(&e.file, r.clone());
+                        r
+                    }
+                };
                 if e.kind == ExtentKind::Flat {
                     let start = e.offset_sectors.saturating_mul(SECTOR);
                     if start.checked_add(bytes).is_none_or(|end| end > range.len()) {
-                        return Err(DiskError::Extent {
-                            name: name.clone(),
-                            extent: e.file.clone(),
-                            what: format!("flat extent needs {bytes} bytes from offset {start} but the file has {}", range.len()),
-                        });
+                        return Err(extent_error(format!(
+                            "flat extent needs {bytes} bytes from offset {start} but the file has {}",
+                            range.len()
+                        )));
                     }
                     Box::new(RawSource::window(range, start, bytes))
                 } else {
-                    let sparse = vmdk_sparse::open(range)?;
+                    let sparse = match sparse_files.get(e.file.as_str()) {
+                        Some(s) => s.clone(),
+                        None => {
+                            let s = Arc::new(vmdk_sparse::open_shared(range, &cache)?);
+                            sparse_files.insert(&e.file, s.clone());
+                            s
+                        }
+                    };
                     if sparse.capacity() < bytes {
-                        return Err(DiskError::Extent {
-                            name: name.clone(),
-                            extent: e.file.clone(),
-                            what: format!(
-                                "sparse extent holds {} bytes, the descriptor says {bytes}",
-                                sparse.capacity()
-                            ),
-                        });
+                        return Err(extent_error(format!(
+                            "sparse extent holds {} bytes, the descriptor says {bytes}",
+                            sparse.capacity()
+                        )));
                     }
                     Box::new(Window {
                         inner: sparse,
@@ -330,7 +351,6 @@ impl<S: BlockSource> BlockSource for Window<S> {
 mod tests {
     use super::*;
     use crate::byte_range::MemRange;
-    use std::collections::HashMap;
 
     const TEXT: &str = "# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\ncreateType=\"twoGbMaxExtentFlat\"\n\n# Extent description\nRW 4 FLAT \"my disk-f001.vmdk\" 0\nRW 2 ZERO\nRDONLY 4 FLAT \"b.vmdk\" 1\n\nddb.adapterType = \"ide\"\n";
 
@@ -390,6 +410,42 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.to_string().contains("needs 2048 bytes"), "{e}");
+    }
+
+    /// Counts how often each name is resolved.
+    struct Counting(Vec<u8>, std::sync::atomic::AtomicUsize);
+    impl ExtentResolver for Counting {
+        fn resolve(&self, name: &str) -> io::Result<Box<dyn ByteRange>> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(Box::new(MemRange::new(self.0.clone(), name)))
+        }
+    }
+
+    #[test]
+    fn a_file_named_by_many_lines_is_opened_once() {
+        // A 4 KiB sparse extent (8 sectors, 1 grain) whose one grain is
+        // stored uncompressed at sector 3.
+        let mut s = vec![0u8; 512 * 3 + 4096];
+        s[0..4].copy_from_slice(b"KDMV");
+        s[4..8].copy_from_slice(&1u32.to_le_bytes());
+        s[12..20].copy_from_slice(&8u64.to_le_bytes());
+        s[20..28].copy_from_slice(&8u64.to_le_bytes());
+        s[44..48].copy_from_slice(&4u32.to_le_bytes());
+        s[56..64].copy_from_slice(&1u64.to_le_bytes());
+        s[512..516].copy_from_slice(&2u32.to_le_bytes());
+        s[1024..1028].copy_from_slice(&3u32.to_le_bytes());
+        s[1536..].fill(0x33);
+        let mut text = String::from("# Disk DescriptorFile\ncreateType=\"twoGbMaxExtentSparse\"\n");
+        for _ in 0..5000 {
+            text.push_str("RW 8 SPARSE \"s.vmdk\"\n");
+        }
+        let r = Counting(s, Default::default());
+        let src = open(&MemRange::new(text.into_bytes(), "d.vmdk"), &r).unwrap();
+        assert_eq!(r.1.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(src.capacity(), 5000 * 4096);
+        let mut buf = vec![0u8; 3 * 4096];
+        src.read_at(&mut buf, 4096 * 4000).unwrap();
+        assert!(buf.iter().all(|&b| b == 0x33));
     }
 
     #[test]

@@ -16,7 +16,7 @@
 use crate::byte_range::ByteRange;
 use crate::error::DiskError;
 use crate::inflate::inflate_zlib;
-use crate::sparse_reader::{SparseReader, Unit, UnitMap};
+use crate::sparse_reader::{SharedCache, SparseReader, Unit, UnitMap};
 use std::sync::{Arc, OnceLock};
 
 const FORMAT: &str = "VMDK";
@@ -152,6 +152,16 @@ fn read_sector(image: &dyn ByteRange, offset: u64, what: &str) -> Result<[u8; 51
 pub fn open(image: Arc<dyn ByteRange>) -> Result<SparseSource, DiskError> {
     let map = SparseMap::open(image.clone())?;
     Ok(SparseReader::new(map, image))
+}
+
+/// Open a `KDMV` sparse extent whose inflated grains count against a
+/// cache shared with other extents of the same disk.
+pub fn open_shared(
+    image: Arc<dyn ByteRange>,
+    cache: &SharedCache,
+) -> Result<SparseSource, DiskError> {
+    let map = SparseMap::open(image.clone())?;
+    Ok(SparseReader::with_cache(map, image, cache))
 }
 
 impl SparseMap {
@@ -420,6 +430,10 @@ impl UnitMap for SparseMap {
 
     fn capacity(&self) -> u64 {
         self.capacity
+    }
+
+    fn may_compress(&self) -> bool {
+        self.header.compressed()
     }
 
     fn locate(&self, grain: u64) -> Result<Unit, DiskError> {

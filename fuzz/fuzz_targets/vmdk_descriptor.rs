@@ -4,8 +4,11 @@
 
 use disk_image::{vmdk_descriptor, BlockSource, ByteRange, ExtentResolver, MemRange};
 use libfuzzer_sys::fuzz_target;
+use std::sync::Arc;
 
-struct Same(Vec<u8>);
+/// Every extent name resolves to the input itself (shared, not copied:
+/// a descriptor may name thousands of extents).
+struct Same(Arc<[u8]>);
 
 impl ExtentResolver for Same {
     fn resolve(&self, name: &str) -> std::io::Result<Box<dyn ByteRange>> {
@@ -14,8 +17,9 @@ impl ExtentResolver for Same {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let input = MemRange::new(data.to_vec(), "fuzz.vmdk");
-    let Ok(src) = vmdk_descriptor::open(&input, &Same(data.to_vec())) else { return };
+    let bytes: Arc<[u8]> = Arc::from(data);
+    let input = MemRange::new(bytes.clone(), "fuzz.vmdk");
+    let Ok(src) = vmdk_descriptor::open(&input, &Same(bytes)) else { return };
     let cap = src.capacity();
     let mut buf = vec![0u8; 64 << 10];
     for off in [0, cap / 2, cap.saturating_sub(buf.len() as u64)] {
