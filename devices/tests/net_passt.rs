@@ -1,7 +1,7 @@
 //! The real passt (Debian package `passt`) behind our backend: the start
 //! handshake, a published port listening on 127.0.0.1, DHCP answered
 //! through a whole virtio-net device, and passt's death reported.
-//! Skipped, loudly, where passt is not installed.
+//! Fails with the reason where passt is not installed.
 
 use devices::net_backend::passt_process::{start_passt, PasstError, PasstOptions};
 use devices::net_backend::publish::Publish;
@@ -20,6 +20,7 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 const MAC: [u8; 6] = [0x02, 0x4f, 0x56, 0x46, 0x00, 0x01];
 
+/// Fails the test, with the fix, where passt is not installed.
 fn have_passt() -> bool {
     let found = std::process::Command::new("passt")
         .arg("--version")
@@ -27,10 +28,11 @@ fn have_passt() -> bool {
         .stderr(std::process::Stdio::null())
         .status()
         .is_ok();
-    if !found {
-        eprintln!("SKIPPED: passt is not installed (apt-get install passt)");
-    }
-    found
+    assert!(
+        found,
+        "passt is not installed: apt-get install passt (scripts/setup-deps does)"
+    );
+    true
 }
 
 /// A port that was free a moment ago.
@@ -155,6 +157,72 @@ fn passt_killed_under_us_is_reported_as_gone() {
     };
     assert!(e.is_gone(), "{e}");
     assert!(e.to_string().contains("without network"), "{e}");
+}
+
+/// Run by [`passt_dies_with_a_killed_ovf_run`] in a child process: start
+/// passt, print its pid, wait to be killed.
+#[test]
+#[ignore = "helper process for passt_dies_with_a_killed_ovf_run"]
+fn helper_start_passt_and_wait() {
+    let Ok(port) = std::env::var("OVF_RUN_TEST_PASST_PORT") else {
+        return;
+    };
+    let p: Publish = format!("{port}:80").parse().unwrap();
+    let b = start_passt(&PasstOptions::new(MAC, vec![p])).expect("passt starts");
+    println!("PASST-PID {}", b.pid());
+    use std::io::Write;
+    std::io::stdout().flush().unwrap();
+    std::thread::sleep(Duration::from_secs(60));
+    drop(b);
+}
+
+fn process_alive(pid: u32) -> bool {
+    // A zombie waiting for its reaper counts as gone.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn passt_dies_with_a_killed_ovf_run() {
+    assert!(have_passt());
+    // SIGKILL runs no destructors: passt must still go, because its
+    // socket closes (`-1`) and, where passt keeps it, PR_SET_PDEATHSIG.
+    use std::io::BufRead;
+    let port = free_port();
+    let mut helper = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "helper_start_passt_and_wait",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("OVF_RUN_TEST_PASST_PORT", port.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = std::io::BufReader::new(helper.stdout.take().unwrap());
+    let pid: u32 = out
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("PASST-PID ").map(|p| p.parse().unwrap()))
+        .expect("the helper started passt");
+    assert!(process_alive(pid));
+    TcpStream::connect(("127.0.0.1", port)).expect("published port listens");
+    helper.kill().unwrap();
+    helper.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while process_alive(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "passt {pid} outlived the ovf-run that started it"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
 }
 
 fn wait(evt: &EventFd, timeout: Duration) -> bool {

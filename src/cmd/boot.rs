@@ -43,6 +43,9 @@ pub struct BootArgs {
     /// Do not attach a terminal: no console on stdout, no input.
     #[arg(long)]
     pub no_console: bool,
+    /// No NIC unless --net or --publish asks for one.
+    #[command(flatten)]
+    pub net: super::net::NetArgs,
 }
 
 /// `FILE` or `FILE,ro`.
@@ -72,7 +75,15 @@ pub fn run(args: BootArgs) -> ExitCode {
             }
         }
     }
+    let nics = match super::net::setup_for_boot(&args.net) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("ovf-run boot: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let mut config = VmConfig::new(Kernel::Path(args.kernel));
+    config.nics = nics;
     config.vcpus = args.cpus;
     config.memory_mib = args.memory;
     config.initrd = args.initrd;

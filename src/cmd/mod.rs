@@ -3,6 +3,7 @@
 mod boot;
 mod export_disk;
 mod inspect;
+mod net;
 mod progress;
 mod run;
 mod verify;

@@ -67,6 +67,8 @@ pub struct RunArgs {
     /// Exit when the guest reboots instead of starting it again.
     #[arg(long)]
     pub no_reboot: bool,
+    #[command(flatten)]
+    pub net: super::net::NetArgs,
 }
 
 fn say(msg: impl AsRef<str>) {
@@ -121,6 +123,10 @@ pub fn run(args: RunArgs) -> ExitCode {
         Ok(b) => b,
         Err(msg) => return fail(msg),
     };
+    let nics = match super::net::setup_for_package(&args.net, &spec.nics, &pkg.descriptor) {
+        Ok(n) => n,
+        Err(msg) => return fail(msg),
+    };
     say(format!(
         "booting {} with {} vCPU(s), {} memory, {} disk(s){}",
         boot.description,
@@ -138,6 +144,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     config.initrd = boot.initrd_path;
     config.cmdline = boot.cmdline;
     config.disks = disks;
+    config.nics = nics;
     config.no_reboot = args.no_reboot;
     config.console = ConsoleConfig {
         stdio: !args.no_console,

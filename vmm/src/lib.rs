@@ -9,6 +9,7 @@ pub mod cpuid;
 pub mod interrupts;
 pub mod layout;
 pub mod memory;
+pub mod net;
 mod pci_setup;
 pub mod rss;
 mod signals;
@@ -18,6 +19,7 @@ mod vm;
 pub use boot::{BzImageMode, Kernel};
 pub use console::ConsoleConfig;
 pub use devices::BlockSource;
+pub use net::{BackendSlot, NicConfig};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -51,6 +53,9 @@ pub struct VmConfig {
     pub initrd: Option<PathBuf>,
     pub cmdline: String,
     pub disks: Vec<DiskConfig>,
+    /// virtio-net devices, after the disks on the PCI bus. Their backends
+    /// outlive guest reboots.
+    pub nics: Vec<NicConfig>,
     /// Add a virtio-rng device.
     pub entropy: bool,
     pub console: ConsoleConfig,
@@ -71,6 +76,7 @@ impl VmConfig {
             initrd: None,
             cmdline: String::new(),
             disks: Vec::new(),
+            nics: Vec::new(),
             entropy: true,
             console: ConsoleConfig {
                 stdio: true,

@@ -1,5 +1,6 @@
-//! Attaching the PCI host bridge and the virtio devices: one slot and one
-//! 64 KiB BAR per device, ioeventfds on the queue notify addresses.
+//! Attaching the PCI host bridge and the virtio devices (disks, NICs,
+//! entropy, in that order): one slot and one 64 KiB BAR per device,
+//! ioeventfds on the queue notify addresses.
 
 use crate::interrupts::KvmInterrupts;
 use crate::layout::{PCI_ECAM_SIZE, PCI_ECAM_START, PCI_MMIO_SIZE, PCI_MMIO_START};
@@ -10,6 +11,7 @@ use devices::interrupt::MsiRouter;
 use devices::pci::root::{PciConfigIo, PciConfigMmio, PciRoot, CONFIG_IO_BASE, CONFIG_IO_LEN};
 use devices::pci::HostBridge;
 use devices::virtio::block::VirtioBlock;
+use devices::virtio::net::{format_mac, VirtioNet};
 use devices::virtio::pci::{VirtioPciDevice, BAR_SIZE};
 use devices::virtio::rng::VirtioRng;
 use devices::virtio::VirtioDevice;
@@ -42,6 +44,12 @@ pub fn attach(
                 d.read_only,
                 d.id.clone(),
             )),
+        ));
+    }
+    for (i, n) in config.nics.iter().enumerate() {
+        devs.push((
+            format!("NIC {i} ({}, {})", format_mac(&n.mac), n.backend.describe()),
+            Box::new(VirtioNet::new(n.mac, n.backend.lend())),
         ));
     }
     if config.entropy {

@@ -4,7 +4,8 @@
 //! as root it drops to `nobody` before binding a path, so a private
 //! directory would refuse it, and a shared one would let other users in.
 //! With `-1` it exits when our end closes, so it never outlives ovf-run;
-//! dropping the backend also kills it.
+//! dropping the backend also kills it, and PR_SET_PDEATHSIG sends it
+//! SIGTERM if ovf-run dies without unwinding (where passt keeps it).
 //!
 //! Readiness is checked with a real exchange, not a delay: an ARP probe
 //! from the guest's MAC, which passt answers once its ports are bound and
@@ -259,7 +260,9 @@ pub fn start_passt(opts: &PasstOptions) -> Result<PasstBackend, PasstError> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    // SAFETY: only async-signal-safe calls between fork and exec.
+    // SAFETY: getpid before the fork; only async-signal-safe calls between
+    // fork and exec.
+    let parent = unsafe { libc::getpid() };
     unsafe {
         cmd.pre_exec(move || {
             // Let passt inherit its end of the pair.
@@ -269,6 +272,19 @@ pub fn start_passt(opts: &PasstOptions) -> Result<PasstBackend, PasstError> {
             // Not in our process group: a Ctrl-C for ovf-run must not kill
             // passt before the guest has been stopped.
             libc::setpgid(0, 0);
+            // If ovf-run dies without dropping us (SIGKILL, abort), passt
+            // gets SIGTERM. A second line of defence: passt started as root
+            // changes user, which clears it; `-1` (exit when the socket
+            // closes, which the kernel does for a dead ovf-run) always
+            // holds. The signal follows the thread that forked, so start
+            // passt from a thread that lives as long as the VM.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The parent died before prctl: nobody would signal us.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
             Ok(())
         });
     }
