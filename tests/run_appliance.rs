@@ -89,9 +89,11 @@ fn marker_field<'a>(console: &'a str, key: &str) -> Option<&'a str> {
 }
 
 fn boots_counted(console: &str) -> Option<u32> {
-    console
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("OVF-RUN-BOOTS ")?.trim().parse().ok())
+    // The getty's login prompt may share the line ("… login: OVF-RUN-BOOTS 1").
+    console.lines().find_map(|l| {
+        let (_, rest) = l.split_once("OVF-RUN-BOOTS ")?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
 }
 
 fn check_boot(b: &Boot, name: &str) {
