@@ -1,6 +1,7 @@
-//! The `ovf-run export-disk` subcommand as a standalone program, built and
-//! tried before the root package depends on disk-image. `export_disk.rs`
-//! beside this file is exactly what goes into `src/cmd/export_disk.rs`.
+//! Export a bare image file (VMDK of any kind, qcow2, raw, or gzip of one)
+//! as a sparse raw image, without the rest of ovf-run. The user-facing
+//! command is `ovf-run export-disk PKG [--disk N] -o FILE`
+//! (`src/cmd/export_disk.rs`), which takes a package's disk the same way.
 //!
 //! cargo run -p disk-image --example export_disk -- IMAGE -o OUT.raw
 

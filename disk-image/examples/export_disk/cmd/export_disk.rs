@@ -1,10 +1,8 @@
 //! `ovf-run export-disk`: write a disk as a sparse raw image, so it can be
 //! taken to another tool.
 //!
-//! For now the input is an image file (VMDK of any kind, qcow2, raw, gzip);
-//! the package form (`PKG --disk N`) plugs in the package layer's byte
-//! range and extent resolver into `disk_image::open_image` and then calls
-//! the same `export` below.
+//! The input is an image file (VMDK of any kind, qcow2, raw, gzip); the
+//! package form lives in ovf-run (`src/cmd/export_disk.rs`).
 
 use clap::Args;
 use disk_image::{BlockSource, CacheDir};
