@@ -48,4 +48,12 @@ for ova in "${XDG_CACHE_HOME:-$HOME/.cache}"/ovf-run/appliances/*.ova; do
     t1=$(now)
     echo "qemu-img info (process, for scale): $(echo "$t1 - $t0" | bc) s"
 done
+echo "== open a 256 GiB (virtual) streamOptimized VMDK, for size independence"
+if [ ! -f "$W/big.vmdk" ]; then
+    truncate -s 256G "$W/big.raw"
+    printf 'hello' | dd of="$W/big.raw" bs=1 seek=$((100 << 30)) conv=notrunc 2>/dev/null
+    qemu-img convert -f raw -O vmdk -o subformat=streamOptimized "$W/big.raw" "$W/big.vmdk"
+    rm -f "$W/big.raw"
+fi
+$B open "$W/big.vmdk" 0 "$(stat -c %s "$W/big.vmdk")" 50
 rm -f "$W/q.raw" "$W/o.raw"

@@ -96,22 +96,40 @@ fn run_seed(seed: u64, size: usize) {
 
 #[test]
 fn every_format_matches_qemu_img() {
-    if !have_qemu_img() {
-        eprintln!("skipped: qemu-img not installed");
-        return;
-    }
+    have_qemu_img();
     // Sizes not a multiple of the grain or cluster size on purpose.
     run_seed(1, (5 << 20) + 3 * 512);
     run_seed(2, (3 << 20) + 4096);
     run_seed(3, 64 << 10);
+    // More random disks on demand: DISK_IMAGE_SEEDS=N runs N fresh seeds
+    // (printed, so a failure can be replayed with DISK_IMAGE_SEED=S).
+    let extra: Vec<u64> = match (
+        std::env::var("DISK_IMAGE_SEED").ok(),
+        std::env::var("DISK_IMAGE_SEEDS").ok(),
+    ) {
+        (Some(s), _) => vec![s.parse().expect("DISK_IMAGE_SEED is a number")],
+        (None, Some(n)) => {
+            let mut rng = Rng(std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64);
+            (0..n.parse::<u64>().expect("DISK_IMAGE_SEEDS is a count"))
+                .map(|_| rng.next())
+                .collect()
+        }
+        (None, None) => Vec::new(),
+    };
+    for seed in extra {
+        let size = 512 * (1 + Rng(seed).below(12 << 11)) as usize;
+        eprintln!("seed {seed}: {size} bytes");
+        run_seed(seed, size);
+    }
 }
 
 /// A disk above 2 GiB splits twoGbMaxExtent formats into several files.
 #[test]
 fn multi_extent_disks_match_qemu_img() {
-    if !have_qemu_img() {
-        return;
-    }
+    have_qemu_img();
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("big.raw");
     let size: u64 = (4 << 30) + (3 << 20);
@@ -180,9 +198,7 @@ fn multi_extent_disks_match_qemu_img() {
 /// OVF `ovf:chunkSize`: a stream split into files read back as one.
 #[test]
 fn chunked_stream_matches_qemu_img() {
-    if !have_qemu_img() {
-        return;
-    }
+    have_qemu_img();
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("s.raw");
     std::fs::write(&raw, random_disk(9, 4 << 20)).unwrap();
@@ -209,9 +225,7 @@ fn chunked_stream_matches_qemu_img() {
 /// gzip of a qcow2: inflated to the cache, then sniffed as qcow2.
 #[test]
 fn gzipped_qcow2_matches_qemu_img() {
-    if !have_qemu_img() {
-        return;
-    }
+    have_qemu_img();
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("g.raw");
     std::fs::write(&raw, random_disk(11, 2 << 20)).unwrap();

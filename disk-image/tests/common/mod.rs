@@ -73,11 +73,18 @@ pub fn qemu_img(args: &[&str]) {
     );
 }
 
+/// The acceptance tests compare against the real qemu-img: without it
+/// they fail with the reason (they never pass by skipping).
 pub fn have_qemu_img() -> bool {
-    Command::new("qemu-img")
+    let ok = Command::new("qemu-img")
         .arg("--version")
         .output()
-        .is_ok_and(|o| o.status.success())
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "qemu-img is needed to check our reads against it: run scripts/setup-deps (apt-get install qemu-utils)"
+    );
+    ok
 }
 
 /// What `qemu-img convert -O raw` makes of `image`.
