@@ -7,6 +7,7 @@
 #   - the same as a file export (both write a sparse raw file)
 #   - random 4 KiB read latency on the VMDK and on the raw file
 #   - time to open the test appliance's VMDK inside its .ova
+#   - inflate backends (libdeflate, flate2 zlib-rs/miniz_oxide/zlib-ng)
 set -eu
 cd "$(dirname "$0")/.."
 W=${1:-/var/tmp/ovf-run-disk-bench}
@@ -21,6 +22,8 @@ if [ ! -f "$W/disk.vmdk" ]; then
 fi
 ls -l "$W/disk.raw" "$W/disk.vmdk"
 cat "$W/disk.vmdk" > /dev/null  # both sides read from the page cache
+echo "== inflate backends on the first 2000 grains (one core, best of 5)"
+disk-image/benches/inflate/run.sh "$W/disk.vmdk" 2000
 echo "== sequential read, 3 rounds each"
 for i in 1 2 3; do
     rm -f "$W/q.raw"; t0=$(now)
