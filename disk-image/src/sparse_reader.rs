@@ -345,8 +345,11 @@ impl<M: UnitMap> Inner<M> {
                 }
             }
         }
-        // Errors surface when the guest reads those units itself.
-        let _ = self.run_jobs(jobs, false);
+        // On several threads: the reader waits for these units, so one
+        // read-ahead thread alone would make a sequential read run at the
+        // speed of one core. Errors surface when the guest reads those
+        // units itself.
+        let _ = self.run_jobs(jobs, true);
     }
 
     fn read_data(&self, at: u64, dst: &mut [u8]) -> Result<(), DiskError> {
