@@ -22,7 +22,9 @@ pub struct PackageRange {
 impl PackageRange {
     pub fn new(pkg: &Package, location: FileLocation) -> Self {
         let label = match pkg.kind {
-            crate::package::PackageKind::Ova => format!("{} (member {})", pkg.path.display(), location.name),
+            crate::package::PackageKind::Ova => {
+                format!("{} (member {})", pkg.path.display(), location.name)
+            }
             crate::package::PackageKind::Ovf => location
                 .extents
                 .first()
@@ -41,9 +43,14 @@ impl ByteRange for PackageRange {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         if let [only] = self.location.extents.as_slice() {
             // The common case: one member, one pread.
-            let end = offset.checked_add(buf.len() as u64).filter(|&e| e <= only.len);
+            let end = offset
+                .checked_add(buf.len() as u64)
+                .filter(|&e| e <= only.len);
             if end.is_none() {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{}: read past the end", self.label)));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("{}: read past the end", self.label),
+                ));
             }
             return only.file.read_exact_at(buf, only.offset + offset);
         }
@@ -64,13 +71,26 @@ struct PackageExtents<'a> {
 
 impl ExtentResolver for PackageExtents<'_> {
     fn resolve(&self, name: &str) -> io::Result<Box<dyn ByteRange>> {
-        let joined = if self.dir.is_empty() { name.to_string() } else { format!("{}/{name}", self.dir) };
+        let joined = if self.dir.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}/{name}", self.dir)
+        };
         let extent = self
             .pkg
             .locate_name(&joined)
             .map_err(|e| io::Error::new(io::ErrorKind::PermissionDenied, e.to_string()))?
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("extent file '{name}' is not in the package")))?;
-        let location = FileLocation { name: joined, extents: vec![extent], gzip: false };
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("extent file '{name}' is not in the package"),
+                )
+            })?;
+        let location = FileLocation {
+            name: joined,
+            extents: vec![extent],
+            gzip: false,
+        };
         Ok(Box::new(PackageRange::new(self.pkg, location)))
     }
 }
@@ -102,13 +122,28 @@ impl BlockSource for BlankDisk {
 
 /// Open a disk's image read-only, straight from the package.
 /// `cache` receives a decompressed copy only for gzip-compressed files.
-pub fn open_disk(pkg: &Package, disk: &DiskSpec, cache: &CacheDir) -> Result<Arc<dyn BlockSource>, DiskOpenError> {
+pub fn open_disk(
+    pkg: &Package,
+    disk: &DiskSpec,
+    cache: &CacheDir,
+) -> Result<Arc<dyn BlockSource>, DiskOpenError> {
     let Some(file_ref) = disk.file_ref.as_deref() else {
-        return Ok(Arc::new(BlankDisk { capacity: disk.capacity_bytes }));
+        return Ok(Arc::new(BlankDisk {
+            capacity: disk.capacity_bytes,
+        }));
     };
     let location = pkg.locate(file_ref)?;
-    let dir = location.name.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or_default();
+    let dir = location
+        .name
+        .rsplit_once('/')
+        .map(|(d, _)| d.to_string())
+        .unwrap_or_default();
     let range = PackageRange::new(pkg, location);
     let resolver = PackageExtents { pkg, dir };
-    Ok(disk_image::open_image(Box::new(range), None, &resolver, cache)?)
+    Ok(disk_image::open_image(
+        Box::new(range),
+        None,
+        &resolver,
+        cache,
+    )?)
 }

@@ -54,7 +54,11 @@ fn find_boot(pkg: &ovf_loader::Package, report: &mut InspectReport) {
         report.boot_error = Some("no cache folder (set HOME or XDG_CACHE_HOME)".into());
         return;
     };
-    let source = match ovf_loader::disks::open_disk(pkg, disk, &disk_image::CacheDir::new(cache.join("inflated"))) {
+    let source = match ovf_loader::disks::open_disk(
+        pkg,
+        disk,
+        &disk_image::CacheDir::new(cache.join("inflated")),
+    ) {
         Ok(s) => s,
         Err(e) => {
             report.boot_error = Some(format!("cannot open the boot disk {}: {e}", disk.disk_id));

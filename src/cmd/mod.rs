@@ -111,12 +111,22 @@ fn print_eula(args: EulaArgs) -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let eulas = pkg.envelope.content.as_ref().map(|c| c.all_eulas()).unwrap_or_default();
+    let eulas = pkg
+        .envelope
+        .content
+        .as_ref()
+        .map(|c| c.all_eulas())
+        .unwrap_or_default();
     if eulas.is_empty() {
         println!("{} has no license agreement.", args.package.display());
     }
     for (i, e) in eulas.iter().enumerate() {
-        println!("--- License agreement {} of {} ---\n{}\n", i + 1, eulas.len(), e.license);
+        println!(
+            "--- License agreement {} of {} ---\n{}\n",
+            i + 1,
+            eulas.len(),
+            e.license
+        );
     }
     ExitCode::SUCCESS
 }
