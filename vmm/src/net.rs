@@ -238,6 +238,16 @@ mod tests {
     }
 
     #[test]
+    fn a_dropped_device_hands_the_backend_back() {
+        let (s, drops) = slot(false);
+        let dev = devices::virtio::net::VirtioNet::new([2, 0, 0, 0, 0, 1], s.lend());
+        assert!(!s.is_available());
+        drop(dev);
+        assert!(s.is_available());
+        assert_eq!(drops.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
     fn a_second_borrower_gets_a_dead_stand_in() {
         let (s, _) = slot(false);
         let first = s.lend();
