@@ -36,7 +36,7 @@ while ! grep -q OVF-RUN-READY "$work/console.log" 2>/dev/null; do
     sleep 1
 done
 say "ready $(secs) s"
-passt_pids="$(pgrep -x passt | tr '\n' ' ')"
+passt_pids="$(pgrep -x 'passt(\.avx2)?' | tr '\n' ' ')"
 [ -n "$passt_pids" ] || fail "passt not running while the VM runs"
 say "passt running: $passt_pids"
 
@@ -71,7 +71,7 @@ if kill -0 $vm 2>/dev/null; then kill -KILL $vm; fail "stop ovf-run still runnin
 wait $vm
 say "stop ovf-run exited with status $?"
 sleep 1
-left="$(pgrep -x passt | tr '\n' ' ')"
+left="$(pgrep -x 'passt(\.avx2)?' | tr '\n' ' ')"
 [ -z "$left" ] || fail "orphan passt still running after ovf-run exited: $left"
 curl -s --max-time 3 -o /dev/null http://127.0.0.1:18080/ && fail "orphan port 18080 still answers"
 say "stop passt gone"
