@@ -48,6 +48,10 @@ fn boot(runner: &KvmRunner, ova: &Path, work: &Path, name: &str, persist: bool) 
         console_path.display().to_string(),
         "--append".into(),
         "ovfrun.test=persist,poweroff".into(),
+        // Networking has its own end-to-end test (net_appliance.rs); passt
+        // needs a routable interface, which the test host does not have.
+        "--net".into(),
+        "none".into(),
     ];
     if persist {
         args.push("--persist".into());
