@@ -21,19 +21,24 @@ if [ ! -f "$W/disk.vmdk" ]; then
     qemu-img convert -f raw -O vmdk -o subformat=streamOptimized "$W/disk.raw" "$W/disk.vmdk"
 fi
 ls -l "$W/disk.raw" "$W/disk.vmdk"
-cat "$W/disk.vmdk" > /dev/null  # both sides read from the page cache
+cat "$W/disk.vmdk" "$W/disk.raw" > /dev/null  # everything from the page cache
+# Other work on the machine spoils the numbers: show the CPU idle share
+# (vmstat "id" column) over 3 s before and after.
+idle() { echo "cpu idle $(vmstat 1 4 | tail -n 3 | awk '{s += $15} END {print int(s / 3)}')% ($1)"; }
+idle before
 echo "== inflate backends on the first 2000 grains (one core, best of 5)"
 disk-image/benches/inflate/run.sh "$W/disk.vmdk" 2000
 echo "== sequential read, 3 rounds each"
 for i in 1 2 3; do
-    rm -f "$W/q.raw"; t0=$(now)
-    qemu-img convert -O raw "$W/disk.vmdk" "$W/q.raw"; t1=$(now)
-    echo "qemu-img convert -O raw: $(echo "$t1 - $t0" | bc) s"
+    rm -f "$W/q.raw"
+    /usr/bin/time -f "qemu-img convert -O raw: %e s (user %U s, sys %S s)" \
+        qemu-img convert -O raw "$W/disk.vmdk" "$W/q.raw"
     rm -f "$W/o.raw"
-    $B export "$W/disk.vmdk" "$W/o.raw"
+    /usr/bin/time -f "  (export: user %U s, sys %S s)" $B export "$W/disk.vmdk" "$W/o.raw"
     $B seq "$W/disk.vmdk" 1048576
     $B seq "$W/disk.vmdk" 131072
 done
+idle after
 cmp "$W/q.raw" "$W/o.raw" && echo "exports identical"
 echo "== random 4 KiB reads"
 $B random "$W/disk.vmdk" 20000
