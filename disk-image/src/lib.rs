@@ -20,6 +20,7 @@ pub mod qcow2;
 pub mod raw;
 pub mod sparse_reader;
 pub mod vmdk_descriptor;
+mod vmdk_scan;
 pub mod vmdk_sparse;
 
 pub use block_source::BlockSource;

@@ -19,9 +19,9 @@ use crate::inflate::inflate_zlib;
 use crate::sparse_reader::{SharedCache, SparseReader, Unit, UnitMap};
 use std::sync::{Arc, OnceLock};
 
-const FORMAT: &str = "VMDK";
+pub(crate) const FORMAT: &str = "VMDK";
 pub const MAGIC: &[u8; 4] = b"KDMV";
-const SECTOR: u64 = 512;
+pub(crate) const SECTOR: u64 = 512;
 const GD_AT_END: u64 = u64::MAX;
 const FLAG_ZEROED_GTE: u32 = 1 << 2;
 const FLAG_COMPRESSED: u32 = 1 << 16;
@@ -35,11 +35,6 @@ const MAX_GRAIN_BYTES: u64 = 2 << 20;
 const MAX_GTES: u32 = 1 << 16;
 /// Largest grain directory read into memory.
 const MAX_GD_BYTES: u64 = 64 << 20;
-
-const MARKER_EOS: u32 = 0;
-const MARKER_GT: u32 = 1;
-const MARKER_GD: u32 = 2;
-const MARKER_FOOTER: u32 = 3;
 
 /// The fields of a sparse header that matter for reading.
 #[derive(Clone, Debug)]
@@ -56,11 +51,11 @@ pub struct SparseHeader {
     pub compress_algorithm: u16,
 }
 
-fn le32(b: &[u8], at: usize) -> u32 {
+pub(crate) fn le32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().unwrap_or([0; 4]))
 }
 
-fn le64(b: &[u8], at: usize) -> u64 {
+pub(crate) fn le64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or([0; 8]))
 }
 
@@ -180,7 +175,7 @@ impl SparseMap {
             // A stream whose footer or directory is gone: walk the markers.
             Err(_) if streamed => (
                 header.clone(),
-                GrainIndex::Scanned(scan_markers(&*image, &header)?),
+                GrainIndex::Scanned(crate::vmdk_scan::scan_markers(&*image, &header)?),
             ),
             Err(e) => return Err(e),
         };
@@ -361,66 +356,6 @@ fn check_header(name: &str, h: &SparseHeader, at: u64) -> Result<(), DiskError> 
         ));
     }
     Ok(())
-}
-
-/// Rebuild the grain index of a streamOptimized image by walking its
-/// grain and metadata markers from the first grain to the end of stream.
-/// Each step moves forward by at least one sector, so the walk ends.
-fn scan_markers(
-    image: &dyn ByteRange,
-    header: &SparseHeader,
-) -> Result<Vec<(u64, u64)>, DiskError> {
-    let name = image.name();
-    let len = image.len();
-    let grains = header.capacity_sectors.div_ceil(header.grain_sectors);
-    let desc_end = header
-        .descriptor_offset
-        .saturating_add(header.descriptor_size);
-    let mut sector = if header.overhead >= 1 && header.overhead.saturating_mul(SECTOR) < len {
-        header.overhead
-    } else {
-        desc_end.max(1)
-    };
-    let mut found = Vec::new();
-    while let Some(at) = sector.checked_mul(SECTOR).filter(|&a| a + 16 <= len) {
-        let mut m = [0u8; 16];
-        image
-            .read_at(&mut m, at)
-            .map_err(|e| DiskError::io(&name, format!("marker at offset {at}"), e))?;
-        let (val, size, kind) = (le64(&m, 0), le32(&m, 8), le32(&m, 12));
-        if size != 0 {
-            if val % header.grain_sectors != 0 || val / header.grain_sectors >= grains {
-                return Err(DiskError::malformed(
-                    &name,
-                    FORMAT,
-                    at,
-                    format!("grain marker for sector {val}, not a grain of this disk"),
-                ));
-            }
-            found.push((val / header.grain_sectors, at));
-            sector = (at + 12 + size as u64).div_ceil(SECTOR);
-            continue;
-        }
-        match kind {
-            MARKER_EOS => break,
-            MARKER_GT | MARKER_GD | MARKER_FOOTER => {
-                sector = sector.saturating_add(1).saturating_add(val)
-            }
-            _ => {
-                return Err(DiskError::malformed(
-                    &name,
-                    FORMAT,
-                    at,
-                    format!("unknown marker type {kind}"),
-                ))
-            }
-        }
-    }
-    // Later copies of a grain win, as a stream reader would see them.
-    found.reverse();
-    found.sort_by_key(|&(g, _)| g);
-    found.dedup_by_key(|&mut (g, _)| g);
-    Ok(found)
 }
 
 impl UnitMap for SparseMap {
