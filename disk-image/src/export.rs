@@ -2,8 +2,9 @@
 
 use crate::error::DiskError;
 use block_source::BlockSource;
-use std::fs::OpenOptions;
-use std::os::unix::fs::FileExt;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::Path;
 
 /// Bytes read per step.
@@ -23,19 +24,53 @@ pub fn is_zero(block: &[u8]) -> bool {
 
 /// Write `source` to `path` as a raw image of the same size, leaving
 /// all-zero 64 KiB blocks as holes. `progress(done, total)` is called
-/// after each step. An existing file at `path` is replaced.
+/// after each step.
+///
+/// The image is written to a temporary file beside `path` and renamed
+/// over it only when complete and synced: a failed export leaves nothing
+/// behind, and an output that names one of the disk's own files (a flat
+/// extent, the image itself) is never truncated while it is being read.
+/// An existing `path` that is not a regular file is refused.
 pub fn export_raw(
     source: &dyn BlockSource,
     path: &Path,
     progress: &dyn Fn(u64, u64),
 ) -> Result<(), DiskError> {
-    let total = source.capacity();
-    let out = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
+    if let Ok(meta) = std::fs::metadata(path) {
+        if !meta.is_file() {
+            return Err(DiskError::local(
+                path,
+                "cannot export there",
+                io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
+            ));
+        }
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("disk");
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".partial")
+        .tempfile_in(dir)
         .map_err(|e| DiskError::local(path, "cannot create the output image", e))?;
+    write_sparse(source, tmp.as_file(), path, progress)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(|e| DiskError::local(path, "cannot set the output image's mode", e))?;
+    tmp.persist(path)
+        .map_err(|e| DiskError::local(path, "cannot move the finished image in place", e.error))?;
+    Ok(())
+}
+
+fn write_sparse(
+    source: &dyn BlockSource,
+    out: &File,
+    path: &Path,
+    progress: &dyn Fn(u64, u64),
+) -> Result<(), DiskError> {
+    let total = source.capacity();
     out.set_len(total)
         .map_err(|e| DiskError::local(path, "cannot size the output image", e))?;
     let mut buf = vec![0u8; STEP];
@@ -57,8 +92,7 @@ pub fn export_raw(
         progress(done, total);
     }
     out.sync_all()
-        .map_err(|e| DiskError::local(path, "cannot sync the output image", e))?;
-    Ok(())
+        .map_err(|e| DiskError::local(path, "cannot sync the output image", e))
 }
 
 #[cfg(test)]
@@ -89,5 +123,34 @@ mod tests {
         export_raw(&src, &out, &|_, _| {}).unwrap();
         assert_eq!(std::fs::read(&out).unwrap(), data);
         assert!(std::fs::metadata(&out).unwrap().blocks() * 512 < 1 << 20);
+    }
+
+    /// Fails on its second read, like a corrupt grain deep in a disk.
+    struct FailsLater(MemorySource, std::sync::atomic::AtomicU32);
+    impl BlockSource for FailsLater {
+        fn capacity(&self) -> u64 {
+            self.0.capacity()
+        }
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+            if self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed) > 0 {
+                return Err(std::io::Error::other("corrupt grain"));
+            }
+            self.0.read_at(buf, offset)
+        }
+    }
+
+    #[test]
+    fn failed_export_keeps_the_old_file_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.raw");
+        std::fs::write(&out, b"previous").unwrap();
+        let src = FailsLater(MemorySource::new(vec![1u8; 9 << 20], true), 0.into());
+        let e = export_raw(&src, &out, &|_, _| {}).unwrap_err();
+        assert!(e.to_string().contains("corrupt grain"), "{e}");
+        assert_eq!(std::fs::read(&out).unwrap(), b"previous");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // Not a regular file: refused, untouched.
+        let e = export_raw(&src, dir.path(), &|_, _| {}).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
     }
 }

@@ -14,4 +14,11 @@ fuzz_target!(|data: &[u8]| {
         let n = (cap - off.min(cap)).min(buf.len() as u64) as usize;
         let _ = src.read_at(&mut buf[..n], off);
     }
+    // Back-to-back reads: the read-ahead path runs too.
+    let mut at = 0u64;
+    for _ in 0..3 {
+        let n = (cap - at).min(64 << 10) as usize;
+        let _ = src.read_at(&mut buf[..n], at);
+        at += n as u64;
+    }
 });

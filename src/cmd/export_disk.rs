@@ -100,11 +100,9 @@ pub fn run(args: ExportDiskArgs) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            // Never leave a partial image that looks complete.
-            let _ = std::fs::remove_file(&args.output);
-            fail(e)
-        }
+        // export_raw writes beside the output and renames when done: a
+        // failure leaves no partial image and any old file untouched.
+        Err(e) => fail(e),
     }
 }
 
