@@ -16,9 +16,10 @@ use crate::error::DiskError;
 use crate::grain_cache::{Claim, Grain, GrainCache, Owned};
 use block_source::{check_range, BlockSource};
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex, Weak};
+use std::thread::JoinHandle;
 
 /// Where one unit's bytes are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,8 +111,15 @@ pub struct SparseReader<M: UnitMap + 'static> {
     last_end: AtomicU64,
     /// Read-ahead has been asked for up to here.
     ahead_until: AtomicU64,
-    /// Feeds the read-ahead thread, started on the first sequential read.
-    ahead: Mutex<Option<Sender<(u64, u64)>>>,
+    /// Feeds the read-ahead thread, started on the first sequential read;
+    /// the thread is stopped and joined when the reader is dropped.
+    ahead: Mutex<Option<ReadAhead>>,
+}
+
+struct ReadAhead {
+    requests: Sender<(u64, u64)>,
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
 }
 
 /// One stretch of a request, in buffer order.
@@ -204,21 +212,41 @@ impl<M: UnitMap + 'static> SparseReader<M> {
         if ahead.is_none() {
             let (tx, rx) = channel::<(u64, u64)>();
             let weak: Weak<Inner<M>> = Arc::downgrade(&self.inner);
+            let stop = Arc::new(AtomicBool::new(false));
+            let stopped = stop.clone();
             let spawned = std::thread::Builder::new()
                 .name("disk-read-ahead".into())
                 .spawn(move || {
                     while let Ok((from, to)) = rx.recv() {
+                        if stopped.load(Ordering::Relaxed) {
+                            break;
+                        }
                         let Some(inner) = weak.upgrade() else { break };
                         inner.prefetch(from, to);
                     }
                 });
-            if spawned.is_err() {
-                return;
-            }
-            *ahead = Some(tx);
+            let Ok(thread) = spawned else { return };
+            *ahead = Some(ReadAhead {
+                requests: tx,
+                stop,
+                thread,
+            });
         }
-        if let Some(tx) = ahead.as_ref() {
-            let _ = tx.send((from, want));
+        if let Some(a) = ahead.as_ref() {
+            let _ = a.requests.send((from, want));
+        }
+    }
+}
+
+impl<M: UnitMap + 'static> Drop for SparseReader<M> {
+    /// Stop the read-ahead thread and wait for it (at most one prefetch
+    /// window of inflating), so no thread outlives the disk.
+    fn drop(&mut self) {
+        let ahead = self.ahead.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Some(a) = ahead.take() {
+            a.stop.store(true, Ordering::Relaxed);
+            drop(a.requests);
+            let _ = a.thread.join();
         }
     }
 }
