@@ -75,7 +75,7 @@ fn tap_in_a_namespace_passes_traffic_both_ways() {
     );
     for step in [
         "NET-TEST host-to-guest http: GUEST-SIDE 10.99.0.2/24",
-        "NET-TEST host-to-guest ping: 2 received",
+        "NET-TEST host-to-guest ping: 2 packets received",
         "NET-TEST guest-to-host http: GUEST-NET: fetched HOST-SIDE-",
         "NET-TEST stop guest powered off",
     ] {

@@ -48,8 +48,8 @@ for _ in $(seq 30); do
 done
 [ -n "$ok" ] || fail "host-to-guest no answer from http://10.99.0.2/guest.txt"
 say "host-to-guest http: $page"
-ping -c 2 -W 3 10.99.0.2 > "$work/ping.txt" 2>&1 || fail "host-to-guest ping: $(tail -n 2 "$work/ping.txt")"
-say "host-to-guest ping: $(grep -o '[0-9]* received' "$work/ping.txt")"
+busybox ping -c 2 -W 3 10.99.0.2 > "$work/ping.txt" 2>&1 || fail "host-to-guest ping: $(tail -n 2 "$work/ping.txt")"
+say "host-to-guest ping: $(grep -o '[0-9]* packets received' "$work/ping.txt")"
 
 # Guest -> host side: the guest fetched our page.
 for _ in $(seq 30); do
