@@ -136,6 +136,15 @@ impl NetBackend for Lent {
             None => Err(self.missing()),
         }
     }
+    fn flush(&mut self) -> Result<bool, BackendError> {
+        match self.inner.as_mut() {
+            Some(b) => {
+                let r = b.flush();
+                self.check(r)
+            }
+            None => Ok(true),
+        }
+    }
     fn poll_fd(&self) -> Option<RawFd> {
         self.inner.as_ref().and_then(|b| b.poll_fd())
     }

@@ -30,6 +30,10 @@ pub enum BackendError {
     /// This frame was dropped; the backend is still usable.
     #[error("{backend}: dropped a frame: {reason}")]
     FrameDropped { backend: String, reason: String },
+    /// The backend cannot take this frame now (its socket is full); none
+    /// of it was taken. Retry when [`NetBackend::poll_fd`] is writable.
+    #[error("{backend}: full, try again when it is writable")]
+    Full { backend: String },
     /// The backend is gone (passt exited, the TAP device vanished); the
     /// device keeps the guest running without network.
     #[error("{backend} stopped working: {reason}; the VM keeps running without network")]
@@ -40,12 +44,26 @@ impl BackendError {
     pub fn is_gone(&self) -> bool {
         matches!(self, BackendError::Gone { .. })
     }
+
+    pub fn is_full(&self) -> bool {
+        matches!(self, BackendError::Full { .. })
+    }
 }
 
 /// A host-side network endpoint for one NIC.
 pub trait NetBackend: Send {
-    /// Send one Ethernet frame (`MIN_FRAME..=MAX_FRAME` bytes).
+    /// Send one Ethernet frame (`MIN_FRAME..=MAX_FRAME` bytes). Never
+    /// blocks: [`BackendError::Full`] means nothing was taken and the
+    /// caller keeps the frame until [`Self::poll_fd`] is writable. A
+    /// backend may take a frame it could only partly write and keep the
+    /// rest for [`Self::flush`].
     fn send(&mut self, frame: &[u8]) -> Result<(), BackendError>;
+    /// Push out the rest of a partly written frame. `Ok(true)` when
+    /// nothing is left; `Ok(false)`: wait for [`Self::poll_fd`] to be
+    /// writable and call again.
+    fn flush(&mut self) -> Result<bool, BackendError> {
+        Ok(true)
+    }
     /// Receive one frame into `buf` (at least [`MAX_FRAME`] bytes).
     /// `Ok(None)` means nothing is ready now: wait for [`Self::poll_fd`].
     /// Callers must call this until it returns `Ok(None)` before waiting,

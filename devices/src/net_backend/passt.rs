@@ -7,6 +7,12 @@
 //! into a bounded buffer and cut into frames, so a burst costs few
 //! syscalls; a frame length beyond [`MAX_FRAME`] means the stream is out
 //! of step and the backend is treated as gone (never an allocation).
+//!
+//! Sending never waits: a full socket answers [`BackendError::Full`] and
+//! the device keeps the frame; the tail of a frame written only in part is
+//! kept here and pushed out first ([`NetBackend::flush`]). Waiting in
+//! send would deadlock with a peer that is itself waiting for us to read
+//! (passt writes to its end of the socket blocking).
 
 use super::{BackendError, NetBackend, MAX_FRAME, MIN_FRAME};
 use std::io::{self, Read};
@@ -17,9 +23,6 @@ use std::os::unix::net::UnixStream;
 pub const LEN_BYTES: usize = 4;
 /// Receive buffer: room for several maximum frames per read.
 const RBUF_SIZE: usize = 4 * (LEN_BYTES + MAX_FRAME);
-/// How long a send may wait for the peer to make room before the frame is
-/// dropped (nothing written yet) or the peer declared stuck (mid-frame).
-const SEND_WAIT_MS: i32 = 5000;
 
 pub struct StreamBackend {
     sock: UnixStream,
@@ -27,6 +30,9 @@ pub struct StreamBackend {
     rbuf: Box<[u8]>,
     start: usize,
     end: usize,
+    /// The unsent tail of a frame written in part, from `wdone` on.
+    wpend: Vec<u8>,
+    wdone: usize,
 }
 
 impl StreamBackend {
@@ -39,6 +45,8 @@ impl StreamBackend {
             rbuf: vec![0u8; RBUF_SIZE].into_boxed_slice(),
             start: 0,
             end: 0,
+            wpend: Vec::new(),
+            wdone: 0,
         })
     }
 
@@ -87,25 +95,6 @@ impl StreamBackend {
             return Ok(Some(len));
         }
     }
-
-    fn wait_writable(&self) -> io::Result<bool> {
-        let mut pfd = libc::pollfd {
-            fd: self.sock.as_raw_fd(),
-            events: libc::POLLOUT,
-            revents: 0,
-        };
-        loop {
-            // SAFETY: one valid pollfd.
-            let r = unsafe { libc::poll(&mut pfd, 1, SEND_WAIT_MS) };
-            if r >= 0 {
-                return Ok(r > 0);
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
-    }
 }
 
 /// sendmsg(2) of `parts` from byte `skip` on, without SIGPIPE.
@@ -149,33 +138,50 @@ impl NetBackend for StreamBackend {
                 reason: format!("{}-byte frame", frame.len()),
             });
         }
+        if !self.flush()? {
+            return Err(BackendError::Full {
+                backend: self.name.clone(),
+            });
+        }
         let lenb = (frame.len() as u32).to_be_bytes();
         let parts: [&[u8]; 2] = [&lenb, frame];
         let total = LEN_BYTES + frame.len();
-        let mut done = 0;
-        while done < total {
-            match send_parts(self.sock.as_raw_fd(), &parts, done) {
-                Ok(n) => done += n,
+        loop {
+            match send_parts(self.sock.as_raw_fd(), &parts, 0) {
+                Ok(n) if n >= total => return Ok(()),
+                Ok(n) => {
+                    // Taken in part: the rest goes out before anything else.
+                    self.wpend.clear();
+                    self.wpend.extend_from_slice(&lenb[n.min(LEN_BYTES)..]);
+                    self.wpend
+                        .extend_from_slice(&frame[n.saturating_sub(LEN_BYTES)..]);
+                    self.wdone = 0;
+                    return Ok(());
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => match self.wait_writable() {
-                    Ok(true) => {}
-                    Ok(false) if done == 0 => {
-                        return Err(BackendError::FrameDropped {
-                            backend: self.name.clone(),
-                            reason: format!("not reading for {SEND_WAIT_MS} ms"),
-                        })
-                    }
-                    Ok(false) => {
-                        return Err(self.gone(format!(
-                            "stuck for {SEND_WAIT_MS} ms in the middle of a frame"
-                        )))
-                    }
-                    Err(e) => return Err(self.gone(format!("poll: {e}"))),
-                },
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Err(BackendError::Full {
+                        backend: self.name.clone(),
+                    })
+                }
                 Err(e) => return Err(self.gone(format!("send: {e}"))),
             }
         }
-        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<bool, BackendError> {
+        while self.wdone < self.wpend.len() {
+            let parts: [&[u8]; 2] = [&self.wpend[self.wdone..], &[]];
+            match send_parts(self.sock.as_raw_fd(), &parts, 0) {
+                Ok(n) => self.wdone += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(self.gone(format!("send: {e}"))),
+            }
+        }
+        self.wpend.clear();
+        self.wdone = 0;
+        Ok(true)
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> Result<Option<usize>, BackendError> {
@@ -288,6 +294,49 @@ mod tests {
         // Bad sizes on send fail only that frame.
         assert!(!be.send(&[0u8; 5]).unwrap_err().is_gone());
         assert!(!be.send(&vec![0u8; MAX_FRAME + 1]).unwrap_err().is_gone());
+    }
+
+    #[test]
+    fn a_full_socket_says_full_and_a_partial_frame_is_finished_first() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let mut be = StreamBackend::new(a, "test").unwrap();
+        // Fill the socket without reading: the last frame that fits may go
+        // in part; the next answers Full without taking anything.
+        let mut sent = 0usize;
+        let full = loop {
+            match be.send(&frame(MAX_FRAME, sent as u8)) {
+                Ok(()) => sent += 1,
+                Err(e) => break e,
+            }
+            assert!(sent < 10_000, "the socket never filled");
+        };
+        assert!(full.is_full(), "{full}");
+        // The reader drains; every frame taken arrives whole, in order.
+        let reader = std::thread::spawn(move || {
+            let mut got = vec![0u8; LEN_BYTES + MAX_FRAME];
+            for i in 0..sent + 1 {
+                b.read_exact(&mut got).unwrap();
+                assert_eq!(&got[..LEN_BYTES], &(MAX_FRAME as u32).to_be_bytes());
+                assert!(got[LEN_BYTES..].iter().all(|&x| x == i as u8), "frame {i}");
+            }
+        });
+        let mut f = be.flush();
+        while !f.as_ref().is_ok_and(|&done| done) {
+            assert!(f.is_ok());
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            f = be.flush();
+        }
+        loop {
+            match be.send(&frame(MAX_FRAME, sent as u8)) {
+                Ok(()) => break,
+                Err(e) if e.is_full() => std::thread::sleep(std::time::Duration::from_millis(1)),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        while !be.flush().unwrap() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        reader.join().unwrap();
     }
 
     #[test]

@@ -177,6 +177,9 @@ impl NetBackend for PasstBackend {
     fn recv(&mut self, buf: &mut [u8]) -> Result<Option<usize>, BackendError> {
         self.stream.recv(buf).map_err(|e| self.explain(e))
     }
+    fn flush(&mut self) -> Result<bool, BackendError> {
+        self.stream.flush().map_err(|e| self.explain(e))
+    }
     fn poll_fd(&self) -> Option<RawFd> {
         self.stream.poll_fd()
     }

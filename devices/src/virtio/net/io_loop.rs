@@ -4,6 +4,11 @@
 //! backend, and it stops polling it while the guest has no receive buffers
 //! so frames wait in the backend (whose own buffers push back on passt or
 //! the TAP queue) rather than being read and dropped.
+//!
+//! Sending never blocks the thread: a full backend keeps the frame here
+//! and the thread watches the backend for room while it goes on receiving
+//! (a thread stuck in a send would stop reading, and a peer waiting for
+//! us to read would never make room: a deadlock).
 
 use super::rx::{deliver, RxOutcome};
 use super::tx::read_frame;
@@ -42,7 +47,14 @@ pub(super) struct NetIo {
     tx_buf: Vec<u8>,
     /// Length of a frame in `rx_buf` still waiting for guest buffers.
     pending: Option<usize>,
-    watching_backend: bool,
+    /// Length of a frame in `tx_buf` the backend had no room for.
+    tx_pending: Option<usize>,
+    /// The backend holds part of a frame it could not write yet.
+    unflushed: bool,
+    /// Whether the guest can take frames now (watch the backend for input).
+    rx_wanted: bool,
+    /// What the backend's fd is registered for in the epoll set.
+    watching: EventSet,
     errors: u32,
 }
 
@@ -67,7 +79,10 @@ impl NetIo {
             rx_buf: vec![0u8; MAX_FRAME],
             tx_buf: vec![0u8; MAX_FRAME],
             pending: None,
-            watching_backend: false,
+            tx_pending: None,
+            unflushed: false,
+            rx_wanted: false,
+            watching: EventSet::empty(),
             errors: 0,
         }
     }
@@ -90,33 +105,85 @@ impl NetIo {
     fn backend_gone(&mut self, epoll: &Epoll, e: &dyn std::fmt::Display) {
         // Reported once: the backend is dropped, so it cannot fail again.
         tracing::error!("{}: {e}", self.name);
-        self.set_watch(epoll, false);
+        self.rx_wanted = false;
+        self.tx_pending = None;
+        self.unflushed = false;
+        self.update_watch(epoll);
         self.backend = None;
         self.pending = None;
         self.status
             .fetch_and(!VIRTIO_NET_S_LINK_UP, Ordering::Relaxed);
     }
 
-    fn set_watch(&mut self, epoll: &Epoll, on: bool) {
+    /// Register the backend's fd for input while the guest can take
+    /// frames, and for output while a frame waits for room.
+    fn update_watch(&mut self, epoll: &Epoll) {
         let Some(fd) = self.backend.as_ref().and_then(|b| b.poll_fd()) else {
             return;
         };
-        if on == self.watching_backend {
+        let mut want = EventSet::empty();
+        if self.rx_wanted {
+            want |= EventSet::IN;
+        }
+        if self.tx_pending.is_some() || self.unflushed {
+            want |= EventSet::OUT;
+        }
+        if want == self.watching {
             return;
         }
-        let r = if on {
-            epoll.ctl(
-                ControlOperation::Add,
-                fd,
-                EpollEvent::new(EventSet::IN, BACKEND),
-            )
-        } else {
+        let r = if self.watching.is_empty() {
+            epoll.ctl(ControlOperation::Add, fd, EpollEvent::new(want, BACKEND))
+        } else if want.is_empty() {
             epoll.ctl(ControlOperation::Delete, fd, EpollEvent::default())
+        } else {
+            epoll.ctl(ControlOperation::Modify, fd, EpollEvent::new(want, BACKEND))
         };
         match r {
-            Ok(()) => self.watching_backend = on,
+            Ok(()) => self.watching = want,
             Err(e) => tracing::error!("{}: cannot (un)watch the backend: {e}", self.name),
         }
+    }
+
+    fn set_watch(&mut self, epoll: &Epoll, rx: bool) {
+        self.rx_wanted = rx;
+        self.update_watch(epoll);
+    }
+
+    /// Hand one frame of `tx_buf` to the backend. Returns false when the
+    /// backend is full (the frame stays in `tx_pending`).
+    fn send_tx(&mut self, epoll: &Epoll, len: usize) -> bool {
+        let Some(b) = self.backend.as_mut() else {
+            return true;
+        };
+        match b.send(&self.tx_buf[..len]) {
+            Ok(()) => true,
+            Err(e) if e.is_full() => {
+                self.tx_pending = Some(len);
+                self.update_watch(epoll);
+                false
+            }
+            Err(e) if e.is_gone() => {
+                self.backend_gone(epoll, &e);
+                true
+            }
+            Err(e) => {
+                tracing::debug!("{}: {e}", self.name);
+                true
+            }
+        }
+    }
+
+    /// Push out what the backend holds of a partly written frame.
+    fn flush_backend(&mut self, epoll: &Epoll) {
+        let Some(b) = self.backend.as_mut() else {
+            return;
+        };
+        match b.flush() {
+            Ok(done) => self.unflushed = !done,
+            Err(e) if e.is_gone() => return self.backend_gone(epoll, &e),
+            Err(e) => tracing::debug!("{}: {e}", self.name),
+        }
+        self.update_watch(epoll);
     }
 
     /// Move frames from the backend to the guest until either runs dry or
@@ -174,31 +241,39 @@ impl NetIo {
     /// Send the frames the guest queued, up to a batch. Returns (interrupt
     /// the guest, more may be waiting).
     pub fn process_tx(&mut self, epoll: &Epoll) -> io::Result<(bool, bool)> {
+        if let Some(len) = self.tx_pending.take() {
+            if !self.send_tx(epoll, len) {
+                return Ok((false, false));
+            }
+            self.update_watch(epoll);
+        }
         let mut used = false;
         let mem = self.mem.clone();
         for _ in 0..BATCH {
             let Some(chain) = self.tx.queue.pop_descriptor_chain(&mem) else {
+                self.flush_backend(epoll);
                 return Ok((used, false));
             };
             let head = chain.head_index();
-            match read_frame(chain, &mem, &mut self.tx_buf) {
-                Ok(len) => {
-                    if let Some(b) = self.backend.as_mut() {
-                        match b.send(&self.tx_buf[..len]) {
-                            Ok(()) => {}
-                            Err(e) if e.is_gone() => self.backend_gone(epoll, &e),
-                            Err(e) => tracing::debug!("{}: {e}", self.name),
-                        }
-                    }
+            let sent = match read_frame(chain, &mem, &mut self.tx_buf) {
+                Ok(len) => self.send_tx(epoll, len),
+                Err(e) => {
+                    self.malformed(&e.to_string());
+                    true
                 }
-                Err(e) => self.malformed(&e.to_string()),
-            }
+            };
+            // The frame is ours (copied out) even when the backend is full:
+            // the descriptor goes back now; the guest's ring pushes back.
             self.tx
                 .queue
                 .add_used(&mem, head, 0)
                 .map_err(|e| io::Error::other(format!("transmit queue: {e}")))?;
             used = true;
+            if !sent {
+                return Ok((used, false));
+            }
         }
+        self.flush_backend(epoll);
         Ok((used, true))
     }
 
@@ -255,7 +330,10 @@ impl NetIo {
                         let _ = self.tx.notify.read();
                         tx_more = true;
                     }
-                    BACKEND => rx_more = true,
+                    BACKEND => {
+                        rx_more = true;
+                        tx_more = true;
+                    }
                     _ => {}
                 }
             }

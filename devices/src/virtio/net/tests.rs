@@ -485,3 +485,61 @@ fn hostile_guest_chains_do_not_stop_the_device() {
     assert_eq!(got, framed(&eth_frame(64, 3)));
     drop(dev);
 }
+
+#[test]
+fn a_peer_that_does_not_read_stalls_transmit_but_not_receive() {
+    let m = mem();
+    let rig = Rig::new(&m);
+    let (ours, mut peer) = UnixStream::pair().unwrap();
+    // A small send buffer, so that the guest's frames fill it for sure.
+    let size: libc::c_int = 64 << 10;
+    // SAFETY: setsockopt with a valid int option on our own socket.
+    let r = unsafe {
+        libc::setsockopt(
+            ours.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            &size as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0);
+    let mut dev = VirtioNet::new(
+        [2, 0, 0, 0, 0, 1],
+        Box::new(StreamBackend::new(ours, "passt").unwrap()),
+    );
+    rig.activate(&mut dev);
+    let big: Vec<Vec<u8>> = (0..8).map(|i| eth_frame(60000, i)).collect();
+    for (i, f) in big.iter().enumerate() {
+        rig.send_from_guest(i as u16, f);
+    }
+    // The peer reads nothing, yet what it sends reaches the guest at once:
+    // the device thread is not stuck in a send.
+    let f = eth_frame(300, 7);
+    peer.write_all(&framed(&f)).unwrap();
+    let started = std::time::Instant::now();
+    let b0 = rig.post_rx_buffer(0);
+    while rig.rxq.used().idx().load() < 1 {
+        assert!(wait(&rig.rx_irq), "receive interrupt");
+    }
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(read(&m, b0 + HDR_LEN as u64, 300), f);
+    // When the peer reads, every frame arrives whole and in order.
+    for f in &big {
+        let mut got = vec![0u8; 4 + f.len()];
+        peer.read_exact(&mut got).unwrap();
+        let want = framed(f);
+        let at = got.iter().zip(&want).position(|(a, b)| a != b);
+        assert!(
+            at.is_none(),
+            "frame of seed {}: differs at byte {at:?}: got {:?} want {:?}",
+            f[0],
+            &got[..8],
+            &want[..8]
+        );
+    }
+    while rig.txq.used().idx().load() < 8 {
+        assert!(wait(&rig.tx_irq), "transmit interrupt");
+    }
+    dev.reset();
+}
