@@ -54,11 +54,16 @@ fn find_boot(pkg: &ovf_loader::Package, report: &mut InspectReport) {
         report.boot_error = Some("no cache folder (set HOME or XDG_CACHE_HOME)".into());
         return;
     };
-    let source = match ovf_loader::disks::open_disk(
-        pkg,
-        disk,
-        &disk_image::CacheDir::new(cache.join("inflated")),
-    ) {
+    // A gzip-compressed disk is inflated once into the cache: show progress.
+    let progress = std::sync::Arc::new(super::progress::ByteProgress::new());
+    let mut image_cache = disk_image::CacheDir::new(cache.join("inflated"));
+    let p = progress.clone();
+    image_cache.progress = Some(std::sync::Arc::new(move |done, total| {
+        p.update("decompressing", done, total)
+    }));
+    let opened = ovf_loader::disks::open_disk(pkg, disk, &image_cache);
+    progress.finish();
+    let source = match opened {
         Ok(s) => s,
         Err(e) => {
             report.boot_error = Some(format!("cannot open the boot disk {}: {e}", disk.disk_id));

@@ -258,10 +258,19 @@ fn open_disks(
 ) -> Result<Vec<DiskConfig>, String> {
     let cache =
         ovf_loader::cache_dir().ok_or("cannot find a cache folder: set HOME or XDG_CACHE_HOME")?;
-    let image_cache = CacheDir::new(cache.join("inflated"));
+    // gzip-compressed disks are inflated once into the cache: show progress.
+    let progress = Arc::new(super::progress::ByteProgress::new());
+    let mut image_cache = CacheDir::new(cache.join("inflated"));
+    let p = progress.clone();
+    image_cache.progress = Some(Arc::new(move |done, total| {
+        p.update("decompressing", done, total)
+    }));
     let mut out = Vec::new();
     for (i, disk) in spec.disks.iter().enumerate() {
-        let base = open_disk(pkg, disk, &image_cache).map_err(|e| e.to_string())?;
+        let base = open_disk(pkg, disk, &image_cache).map_err(|e| {
+            progress.finish();
+            e.to_string()
+        })?;
         let overlay = match persist {
             Some(dir) => {
                 let fp = overlay_fingerprint(pkg, &disk.disk_id, base.capacity());
@@ -286,13 +295,17 @@ fn open_disks(
             address_on_parent: None,
             item_instance_id: String::new(),
         };
-        let source = open_disk(pkg, &disk, &image_cache).map_err(|e| e.to_string())?;
+        let source = open_disk(pkg, &disk, &image_cache).map_err(|e| {
+            progress.finish();
+            e.to_string()
+        })?;
         out.push(DiskConfig {
             source,
             read_only: true,
             id: disk.disk_id,
         });
     }
+    progress.finish();
     Ok(out)
 }
 
