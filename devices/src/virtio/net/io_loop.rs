@@ -342,14 +342,22 @@ impl NetIo {
 
     /// One batch in one direction; returns whether more may be waiting.
     fn step(&mut self, epoll: &Epoll, which: u64) -> bool {
-        let (r, q) = if which == TX_QUEUE {
-            (self.process_tx(epoll), &self.tx)
+        let r = if which == TX_QUEUE {
+            self.process_tx(epoll)
         } else {
-            (self.process_rx(epoll), &self.rx)
+            self.process_rx(epoll)
+        };
+        let mem = self.mem.clone();
+        let q = if which == TX_QUEUE {
+            &mut self.tx
+        } else {
+            &mut self.rx
         };
         match r {
             Ok((used, more)) => {
-                if used {
+                // Not while the driver polls (VRING_AVAIL_F_NO_INTERRUPT):
+                // each interrupt is a guest exit for nothing.
+                if used && q.queue.needs_notification(&mem).unwrap_or(true) {
                     if let Err(e) = q.interrupt.signal() {
                         tracing::warn!("{}: interrupt: {e}", self.name);
                     }
