@@ -24,6 +24,7 @@ use ovf_loader::machine::NicSpec;
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::net::IpAddr;
+use std::path::Path;
 use std::str::FromStr;
 use vmm::NicConfig;
 
@@ -135,6 +136,11 @@ pub struct NicPlan {
     pub network: Option<String>,
     pub mac: [u8; 6],
     pub mode: NetMode,
+    /// User-mode only because it is the default (no --net, --network or
+    /// --publish asked for it): when passt cannot start (not installed, no
+    /// network on an offline machine) the appliance still boots, unconnected,
+    /// with a warning, as `qemu -nic user` would still boot.
+    pub by_default: bool,
 }
 
 /// "00:50:56:aa:bb:cc" or "00-50-56-AA-BB-CC"; unicast only.
@@ -206,10 +212,14 @@ pub fn plan(
                 .find(|m| &m.network == name)
                 .map(|m| m.mode.clone())
         });
+        let mut by_default = false;
         let mode = match (i, &args.net, mapped) {
             (0, Some(m), _) => m.clone(),
             (_, _, Some(m)) => m,
-            (0, None, None) => NetMode::User,
+            (0, None, None) => {
+                by_default = args.publish.is_empty();
+                NetMode::User
+            }
             _ => {
                 unconnected.push(i);
                 NetMode::None
@@ -222,7 +232,12 @@ pub fn plan(
             ));
         }
         let mac = given.unwrap_or_else(|| stable_mac(&format!("ovf-run/{seed}/nic{i}")));
-        out.push(NicPlan { network, mac, mode });
+        out.push(NicPlan {
+            network,
+            mac,
+            mode,
+            by_default,
+        });
     }
     if !unconnected.is_empty() {
         let what: Vec<String> = unconnected
@@ -271,6 +286,15 @@ pub fn start(
     plans: &[NicPlan],
     publish: &[Publish],
 ) -> Result<(Vec<NicConfig>, Vec<String>), NetError> {
+    start_with(plans, publish, Path::new("passt"))
+}
+
+/// [`start`] with the passt program named (tests use a missing one).
+fn start_with(
+    plans: &[NicPlan],
+    publish: &[Publish],
+    passt: &Path,
+) -> Result<(Vec<NicConfig>, Vec<String>), NetError> {
     let mut nics = Vec::new();
     let mut lines = Vec::new();
     let mut published = false;
@@ -282,9 +306,20 @@ pub fn start(
                     ports = publish.to_vec();
                     published = true;
                 }
-                let b = start_passt(&PasstOptions::new(p.mac, ports.clone()))
-                    .map_err(|source| NetError::Passt { index, source })?;
-                Box::new(b)
+                let mut options = PasstOptions::new(p.mac, ports.clone());
+                options.binary = passt.to_path_buf();
+                match start_passt(&options) {
+                    Ok(b) => Box::new(b),
+                    Err(source) if p.by_default => {
+                        lines.push(format!(
+                            "warning: NIC {index}{}: no network: {source}; the appliance runs unconnected",
+                            network_label(&p.network),
+                        ));
+                        nics.push(NicConfig::new(p.mac, Box::new(NoneBackend)));
+                        continue;
+                    }
+                    Err(source) => return Err(NetError::Passt { index, source }),
+                }
             }
             NetMode::Tap(name) => {
                 Box::new(TapBackend::open(name).map_err(|source| NetError::Tap { index, source })?)
@@ -338,6 +373,7 @@ pub fn setup_for_boot(args: &NetArgs) -> Result<Vec<NicConfig>, String> {
         network: None,
         mac: stable_mac("ovf-run boot/nic0"),
         mode,
+        by_default: false,
     }];
     let (configs, lines) = start(&plans, &args.publish).map_err(|e| e.to_string())?;
     for l in &lines {
@@ -474,6 +510,7 @@ mod tests {
             network: None,
             mac: [2, 0, 0, 0, 0, 1],
             mode: NetMode::None,
+            by_default: false,
         }];
         let (nics, lines) = start(&plans, &[]).unwrap();
         assert_eq!(nics.len(), 1);
@@ -482,11 +519,44 @@ mod tests {
             network: None,
             mac: [2, 0, 0, 0, 0, 1],
             mode: NetMode::Tap("bad/name".into()),
+            by_default: false,
         }];
         let e = start(&bad, &[]).err().unwrap();
         assert!(
             e.to_string().starts_with("NIC 0: TAP interface name"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn default_user_mode_without_passt_boots_unconnected_but_asked_for_fails() {
+        let missing = Path::new("/nonexistent/passt");
+        let mut plans = [NicPlan {
+            network: Some("VM Network".into()),
+            mac: [2, 0, 0, 0, 0, 1],
+            mode: NetMode::User,
+            by_default: true,
+        }];
+        let (nics, lines) = start_with(&plans, &[], missing).unwrap();
+        assert_eq!(nics.len(), 1);
+        assert!(
+            lines[0].starts_with("warning: NIC 0 on \"VM Network\": no network: ")
+                && lines[0].contains("runs unconnected"),
+            "{lines:?}"
+        );
+        plans[0].by_default = false;
+        let e = start_with(&plans, &[], missing).err().unwrap();
+        assert!(e.to_string().starts_with("NIC 0: "), "{e}");
+    }
+
+    #[test]
+    fn only_an_unasked_first_nic_is_user_mode_by_default() {
+        let nics = [nic("VM Network", None)];
+        let (p, _) = plan(&nics, &args(None, &[], &[]), "seed").unwrap();
+        assert!(p[0].by_default);
+        let (p, _) = plan(&nics, &args(Some("user"), &[], &[]), "seed").unwrap();
+        assert!(!p[0].by_default);
+        let (p, _) = plan(&nics, &args(None, &[], &["18080:80"]), "seed").unwrap();
+        assert!(!p[0].by_default);
     }
 }
