@@ -46,26 +46,9 @@ pub fn ram_ranges(mib: u64) -> Result<Vec<(GuestAddress, usize)>, MemoryError> {
 
 /// Map guest RAM. Pages are only backed when first touched (anonymous,
 /// `MAP_NORESERVE`), so a 4 GiB guest that uses 200 MiB costs 200 MiB.
-///
-/// Each region is advised for transparent huge pages, as QEMU does: with
-/// THP in `madvise` mode (Debian's default) a guest would otherwise run on
-/// 4 KiB host pages only, and KVM then maps every guest page separately.
-/// Advice only: where THP is off or the kernel refuses, nothing changes.
 pub fn create(mib: u64) -> Result<GuestMemory, MemoryError> {
-    let mem = GuestMemoryMmap::from_ranges(&ram_ranges(mib)?)
-        .map_err(|source| MemoryError::Map { mib, source })?;
-    for region in mem.iter() {
-        // SAFETY: the range is exactly one of the mappings just made and
-        // owned by `mem`; MADV_HUGEPAGE changes no contents or protection.
-        unsafe {
-            libc::madvise(
-                region.as_ptr().cast(),
-                region.len() as usize,
-                libc::MADV_HUGEPAGE,
-            );
-        }
-    }
-    Ok(mem)
+    GuestMemoryMmap::from_ranges(&ram_ranges(mib)?)
+        .map_err(|source| MemoryError::Map { mib, source })
 }
 
 /// Tell KVM about every region.
