@@ -12,13 +12,14 @@ use std::time::Duration;
 
 use testbed::{appliance_path, runner_or_fail, scratch_dir, stop, Console, Variant};
 
-/// Time limit of one boot inside the test host (the script enforces it).
-const BOOT_LIMIT: Duration = Duration::from_secs(900);
+/// Time limit of one boot inside the test host (the script enforces it);
+/// a normal one takes 1–3 minutes.
+const BOOT_LIMIT: Duration = Duration::from_secs(420);
 /// How long the test waits for the marker, queueing for the test host included.
 const WAIT_LIMIT: Duration = Duration::from_secs(2700);
 
-fn boots_to_ready_marker(variant: Variant) {
-    let runner = runner_or_fail();
+/// One reference boot; the script's stdout on success, the reason otherwise.
+fn attempt(runner: &testbed::KvmRunner, variant: Variant) -> Result<String, String> {
     let ova = appliance_path(variant).unwrap_or_else(|e| panic!("{e}"));
     let dir = scratch_dir(&format!("qemu-boot-{}", variant.name())).expect("scratch directory");
     let console = Console::at(dir.path().join("console.log"));
@@ -45,21 +46,36 @@ fn boots_to_ready_marker(variant: Variant) {
     let out = child
         .wait_with_output()
         .expect("wait for scripts/bench-qemu-boot");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     if let Err(e) = waited {
-        panic!("{} did not boot to its ready marker: {e}\nbench stdout:\n{stdout}\nbench stderr:\n{stderr}", ova.display());
+        return Err(format!("{} did not boot to its ready marker: {e}\nbench stdout:\n{stdout}\nbench stderr:\n{stderr}", ova.display()));
     }
-    assert!(
-        out.status.success(),
-        "marker seen, but bench-qemu-boot failed ({}) (web page check?)\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        out.status
-    );
-    assert!(
-        stdout.contains("phase ready-to-http-page"),
-        "no web page phase in:\n{stdout}"
-    );
+    if !out.status.success() {
+        return Err(format!(
+            "marker seen, but bench-qemu-boot failed ({}) (web page check?)\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            out.status
+        ));
+    }
+    if !stdout.contains("phase ready-to-http-page") {
+        return Err(format!("no web page phase in:\n{stdout}"));
+    }
     eprintln!("{} ({:?}):\n{stdout}", ova.display(), runner.mode());
+    Ok(stdout)
+}
+
+/// The reference QEMU guest sometimes hangs in SeaBIOS/GRUB inside the TCG
+/// test host (seen: stuck at "Loading Linux …" for 10 minutes, while the
+/// same boot takes 1–3 minutes otherwise). It is the reference, not our
+/// VMM: one retry, said loudly; a second failure fails the test.
+fn boots_to_ready_marker(variant: Variant) {
+    let runner = runner_or_fail();
+    if let Err(first) = attempt(&runner, variant) {
+        eprintln!("qemu_boots_appliance: RETRYING once, the first reference boot failed:\n{first}");
+        if let Err(second) = attempt(&runner, variant) {
+            panic!("the reference boot failed twice.\nfirst:\n{first}\nsecond:\n{second}");
+        }
+    }
 }
 
 #[test]
