@@ -70,17 +70,7 @@ fn writes_read_back_and_package_is_untouched() {
     let data = random_disk(5, 6 << 20);
     std::fs::write(&raw, &data).unwrap();
     let pkg = dir.path().join("disk.vmdk");
-    qemu_img(&[
-        "convert",
-        "-f",
-        "raw",
-        "-O",
-        "vmdk",
-        "-o",
-        "subformat=streamOptimized",
-        raw.to_str().unwrap(),
-        pkg.to_str().unwrap(),
-    ]);
+    to_stream_vmdk(&raw, &pkg);
     let before = sha256(&pkg);
     let base = open_path(&pkg, &CacheDir::new(dir.path().join("cache"))).unwrap();
     let o = Arc::new(Overlay::ephemeral(base, &dir.path().join("cache")).unwrap());

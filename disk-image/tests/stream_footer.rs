@@ -149,17 +149,7 @@ fn qemu_stream_with_lost_directory_is_recovered() {
     let raw = dir.path().join("q.raw");
     std::fs::write(&raw, random_disk(31, 2 << 20)).unwrap();
     let image = dir.path().join("q.vmdk");
-    qemu_img(&[
-        "convert",
-        "-f",
-        "raw",
-        "-O",
-        "vmdk",
-        "-o",
-        "subformat=streamOptimized",
-        raw.to_str().unwrap(),
-        image.to_str().unwrap(),
-    ]);
+    to_stream_vmdk(&raw, &image);
     let want = qemu_raw(&image, dir.path());
     let mut bytes = std::fs::read(&image).unwrap();
     // Pretend the directory is at the end, and the end is gone.

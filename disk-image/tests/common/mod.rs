@@ -73,6 +73,21 @@ pub fn qemu_img(args: &[&str]) {
     );
 }
 
+/// `raw` converted by the real qemu-img into a streamOptimized VMDK at `out`.
+pub fn to_stream_vmdk(raw: &Path, out: &Path) {
+    qemu_img(&[
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "vmdk",
+        "-o",
+        "subformat=streamOptimized",
+        raw.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
+}
+
 /// The acceptance tests compare against the real qemu-img: without it
 /// they fail with the reason (they never pass by skipping).
 pub fn have_qemu_img() -> bool {
