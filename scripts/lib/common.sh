@@ -13,9 +13,8 @@ TESTHOST_LOCK="$HOME/.cache/ovf-run/testhost.lock"
 log() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# The bookworm QEMU unpacked into a private prefix (see scripts/setup-deps),
-# because bookworm's qemu-system-common 7.2 "Breaks: qemu-utils (>= 8)" and
-# the machine ships qemu-utils 10. Firmware lives in the seabios and
+# The QEMU >= 8 unpacked into a private prefix by scripts/setup-deps (10.0
+# from bookworm-backports on bookworm). Firmware lives in the seabios and
 # ipxe-qemu packages, unpacked beside it; -L points QEMU at all three.
 qemu_system() {
     local bin="$QEMU_PREFIX/usr/bin/qemu-system-x86_64"
