@@ -64,14 +64,32 @@ fn attempt(runner: &testbed::KvmRunner, variant: Variant) -> Result<String, Stri
     Ok(stdout)
 }
 
-/// The reference boot must work for the comparison to mean anything. (With
-/// bookworm's QEMU 7.2 as the test host it hung in SeaBIOS/GRUB or crashed
-/// the test host in most runs; scripts/setup-deps now takes QEMU >= 8.)
+/// The reference boot must work for the comparison to mean anything. It
+/// is the reference, not our VMM, and still failed once in five runs in
+/// the test host (QEMU 10, no THP; cause not caught), so it gets one
+/// retry, said loudly and recorded in the cache's
+/// `qemu-boot-retries.log`; a second failure fails the test. (With
+/// bookworm's QEMU 7.2 as the test host it failed in most runs.)
 fn boots_to_ready_marker(variant: Variant) {
     let runner = runner_or_fail();
-    if let Err(e) = attempt(&runner, variant) {
-        panic!("the reference boot failed:\n{e}");
+    if let Err(first) = attempt(&runner, variant) {
+        eprintln!("qemu_boots_appliance: RETRYING once, the first reference boot failed:\n{first}");
+        let log = testbed::cache_dir().join("qemu-boot-retries.log");
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&log) {
+            use std::io::Write;
+            let _ = writeln!(f, "==== {} {}\n{first}", variant.name(), unix_time());
+        }
+        if let Err(second) = attempt(&runner, variant) {
+            panic!("the reference boot failed twice.\nfirst:\n{first}\nsecond:\n{second}");
+        }
     }
+}
+
+fn unix_time() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[test]
