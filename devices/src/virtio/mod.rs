@@ -23,6 +23,11 @@ pub type Memory = GuestMemoryMmap<()>;
 
 pub const VIRTIO_F_VERSION_1: u64 = 1 << 32;
 pub const VIRTIO_F_RING_INDIRECT_DESC: u64 = 1 << 28;
+/// The driver tells how far the device may go before interrupting
+/// (used_event) and the device how far the driver may go before kicking
+/// (avail_event). Without it virtio-queue 0.18 cannot suppress
+/// interrupts at all (it ignores VRING_AVAIL_F_NO_INTERRUPT).
+pub const VIRTIO_RING_F_EVENT_IDX: u64 = 1 << 29;
 
 pub const VIRTIO_ID_NET: u32 = 1;
 pub const VIRTIO_ID_BLOCK: u32 = 2;

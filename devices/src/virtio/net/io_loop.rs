@@ -10,7 +10,7 @@
 //! (a thread stuck in a send would stop reading, and a peer waiting for
 //! us to read would never make room: a deadlock).
 
-use super::rx::{deliver, RxOutcome};
+use super::rx::{arm_kick_for_more_buffers, deliver, RxOutcome};
 use super::tx::read_frame;
 use crate::net_backend::{NetBackend, MAX_FRAME};
 use crate::virtio::{ActiveQueue, Memory};
@@ -190,6 +190,13 @@ impl NetIo {
     /// a batch is done. Returns (interrupt the guest, more may be waiting).
     pub fn process_rx(&mut self, epoll: &Epoll) -> io::Result<(bool, bool)> {
         let mut used = false;
+        // Refills need no kick while we have buffers; re-armed when we run
+        // out (with EVENT_IDX this is a no-op: kicks stop by themselves).
+        self.rx
+            .queue
+            .disable_notification(&self.mem)
+            .map_err(|e| io::Error::other(format!("receive queue: {e}")))?;
+        let mut armed = false;
         for _ in 0..BATCH {
             let len = match self.pending.take() {
                 Some(len) => len,
@@ -222,10 +229,22 @@ impl NetIo {
             )
             .map_err(|e| io::Error::other(format!("receive queue: {e}")))?
             {
-                RxOutcome::Delivered { .. } => used = true,
+                RxOutcome::Delivered { .. } => {
+                    used = true;
+                    armed = false;
+                }
                 RxOutcome::NoBuffers => {
-                    // Resumed by the guest's next receive-queue notification.
                     self.pending = Some(len);
+                    if !armed {
+                        // Ask for a kick at the next buffer, then look
+                        // again: buffers added before the request took
+                        // effect would bring no kick.
+                        arm_kick_for_more_buffers(&mut self.rx.queue, &self.mem)
+                            .map_err(|e| io::Error::other(format!("receive queue: {e}")))?;
+                        armed = true;
+                        continue;
+                    }
+                    // Resumed by the guest's next receive-queue notification.
                     self.set_watch(epoll, false);
                     return Ok((used, false));
                 }
@@ -249,8 +268,16 @@ impl NetIo {
         }
         let mut used = false;
         let mem = self.mem.clone();
+        let ring_err = |e: virtio_queue::Error| io::Error::other(format!("transmit queue: {e}"));
+        // No kicks while we drain the ring (a no-op with EVENT_IDX).
+        self.tx.queue.disable_notification(&mem).map_err(ring_err)?;
         for _ in 0..BATCH {
             let Some(chain) = self.tx.queue.pop_descriptor_chain(&mem) else {
+                // Re-arm the guest's kick; frames queued before it took
+                // effect are picked up now rather than never.
+                if self.tx.queue.enable_notification(&mem).map_err(ring_err)? {
+                    continue;
+                }
                 self.flush_backend(epoll);
                 return Ok((used, false));
             };
@@ -355,8 +382,9 @@ impl NetIo {
         };
         match r {
             Ok((used, more)) => {
-                // Not while the driver polls (VRING_AVAIL_F_NO_INTERRUPT):
-                // each interrupt is a guest exit for nothing.
+                // With EVENT_IDX, only when the driver asked (used_event):
+                // while its NAPI polls, an interrupt is a guest exit for
+                // nothing. (Without it virtio-queue always says yes.)
                 if used && q.queue.needs_notification(&mem).unwrap_or(true) {
                     if let Err(e) = q.interrupt.signal() {
                         tracing::warn!("{}: interrupt: {e}", self.name);

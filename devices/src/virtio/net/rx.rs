@@ -8,7 +8,9 @@
 use super::header::{rx_header, HDR_LEN};
 use crate::virtio::Memory;
 use std::io::Write;
+use std::sync::atomic::{fence, Ordering};
 use virtio_queue::{Queue, QueueT, Writer};
+use vm_memory::{Bytes, GuestAddress};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum RxOutcome {
@@ -90,4 +92,34 @@ pub fn deliver(
         queue.add_used(mem, head, len)?;
     }
     Ok(RxOutcome::Delivered { buffers: n })
+}
+
+/// Ask the driver to notify the device when it adds its next receive
+/// buffer, however many are in the ring now.
+///
+/// With EVENT_IDX this writes the current avail index to avail_event.
+/// virtio-queue's `enable_notification` writes `next_avail` instead, which
+/// is right for a drained ring but not here: after [`deliver`] rewinds,
+/// buffers too few for a large frame lie between `next_avail` and the avail
+/// index, the driver's next index would already be past the event, and it
+/// would never kick again. The caller must look at the ring once more
+/// afterwards (buffers added before this took effect bring no kick).
+pub fn arm_kick_for_more_buffers(
+    queue: &mut Queue,
+    mem: &Memory,
+) -> Result<(), virtio_queue::Error> {
+    if queue.event_idx_enabled() {
+        let idx = queue.avail_idx(mem, Ordering::Acquire)?;
+        // avail_event follows the used ring's flags, idx and elements.
+        let at = queue
+            .used_ring()
+            .checked_add(4 + 8 * u64::from(queue.size()))
+            .ok_or(virtio_queue::Error::InvalidSize)?;
+        mem.write_obj(idx.0.to_le(), GuestAddress(at))
+            .map_err(virtio_queue::Error::GuestMemory)?;
+    } else {
+        queue.enable_notification(mem)?;
+    }
+    fence(Ordering::SeqCst);
+    Ok(())
 }
