@@ -76,7 +76,14 @@ fn prepare(work: &Path, mode: &str) -> String {
     hex::encode(Sha256::digest(&data))
 }
 
+/// Both outer tests rebuild the same initramfs in the same directory: run
+/// them one after the other (the test host runs one job at a time anyway).
+/// Concurrently, one boot once read a half-written init.cpio.gz
+/// ("Initramfs unpacking failed: junk within compressed archive").
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn outer(mode: &str, inner: &str) {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let work = work_dir();
     let sha = prepare(&work, mode);
     let runner = runner_or_fail();

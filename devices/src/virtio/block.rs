@@ -4,12 +4,14 @@
 //! a malformed chain fails that request (IOERR, or a zero-length used entry
 //! when there is not even a status byte), never the monitor.
 
-use super::worker::{QueueHandler, Worker};
-use super::{read_config_bytes, ActiveQueue, Memory, VirtioDevice, VIRTIO_ID_BLOCK};
+use super::worker::{drain_queue, QueueHandler, Worker};
+use super::{
+    read_config_bytes, ActiveQueue, Memory, VirtioDevice, VIRTIO_ID_BLOCK, VIRTIO_RING_F_EVENT_IDX,
+};
 use block_source::BlockSource;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
-use virtio_queue::{DescriptorChain, QueueT};
+use virtio_queue::DescriptorChain;
 
 pub const SECTOR_SIZE: u64 = 512;
 const VIRTIO_BLK_F_SEG_MAX: u64 = 1 << 2;
@@ -166,19 +168,7 @@ fn in_range(capacity: u64, offset: u64, len: usize) -> bool {
 
 impl QueueHandler for BlockHandler {
     fn process(&mut self, _index: usize, aq: &mut ActiveQueue, mem: &Memory) -> io::Result<()> {
-        let mut used = false;
-        while let Some(chain) = aq.queue.pop_descriptor_chain(mem) {
-            let head = chain.head_index();
-            let len = self.handle(chain, mem);
-            aq.queue
-                .add_used(mem, head, len)
-                .map_err(|e| io::Error::other(format!("used ring: {e}")))?;
-            used = true;
-        }
-        if used {
-            aq.interrupt.signal()?;
-        }
-        Ok(())
+        drain_queue(aq, mem, |chain| self.handle(chain, mem))
     }
 }
 
@@ -216,7 +206,10 @@ impl VirtioDevice for VirtioBlock {
         &[QUEUE_SIZE]
     }
     fn features(&self) -> u64 {
-        let mut f = VIRTIO_BLK_F_FLUSH | VIRTIO_BLK_F_SEG_MAX | VIRTIO_BLK_F_BLK_SIZE;
+        let mut f = VIRTIO_BLK_F_FLUSH
+            | VIRTIO_BLK_F_SEG_MAX
+            | VIRTIO_BLK_F_BLK_SIZE
+            | VIRTIO_RING_F_EVENT_IDX;
         if self.read_only {
             f |= VIRTIO_BLK_F_RO;
         }

@@ -9,7 +9,9 @@
 //! every vector has an eventfd wired as an irqfd to a GSI whose route
 //! follows the guest's table entry.
 
-use super::{ActiveQueue, Memory, Signal, VirtioDevice, VIRTIO_F_VERSION_1};
+use super::{
+    ActiveQueue, Memory, Signal, VirtioDevice, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX,
+};
 use crate::bus::BusDevice;
 use crate::interrupt::{MsiMessage, MsiRouter};
 use crate::pci::{ConfigSpace, PciDevice, PciId};
@@ -281,6 +283,8 @@ impl VirtioPciDevice {
     }
 
     fn activate(&mut self) -> io::Result<()> {
+        let features = self.driver_features & self.offered_features();
+        let event_idx = features & VIRTIO_RING_F_EVENT_IDX != 0;
         let mut active = Vec::new();
         for (i, qc) in self.queues.iter().enumerate() {
             let mut q = Queue::new(qc.max).map_err(|e| io::Error::other(format!("{e:?}")))?;
@@ -290,6 +294,7 @@ impl VirtioPciDevice {
                 q.set_avail_ring_address(Some(qc.avail as u32), Some((qc.avail >> 32) as u32));
                 q.set_used_ring_address(Some(qc.used as u32), Some((qc.used >> 32) as u32));
                 q.set_ready(true);
+                q.set_event_idx(event_idx);
                 if !q.is_valid(&self.mem) {
                     return Err(io::Error::other(format!(
                         "queue {i} has an invalid size or ring addresses"
@@ -307,7 +312,6 @@ impl VirtioPciDevice {
                 interrupt: Arc::new(VectorSignal { evt }),
             });
         }
-        let features = self.driver_features & self.offered_features();
         self.device.activate(self.mem.clone(), features, active)
     }
 

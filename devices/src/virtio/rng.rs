@@ -1,9 +1,9 @@
 //! virtio-rng: fills the guest's buffers from the host's getrandom(2).
 
-use super::worker::{QueueHandler, Worker};
-use super::{ActiveQueue, Memory, VirtioDevice, VIRTIO_ID_RNG};
+use super::worker::{drain_queue, QueueHandler, Worker};
+use super::{ActiveQueue, Memory, VirtioDevice, VIRTIO_ID_RNG, VIRTIO_RING_F_EVENT_IDX};
 use std::io::{self, Write};
-use virtio_queue::{DescriptorChain, QueueT};
+use virtio_queue::DescriptorChain;
 
 /// At most this many bytes per request, so a guest cannot make us
 /// allocate or block on an absurd buffer.
@@ -46,19 +46,7 @@ impl RngHandler {
 
 impl QueueHandler for RngHandler {
     fn process(&mut self, _index: usize, aq: &mut ActiveQueue, mem: &Memory) -> io::Result<()> {
-        let mut used = false;
-        while let Some(chain) = aq.queue.pop_descriptor_chain(mem) {
-            let head = chain.head_index();
-            let len = self.handle(chain, mem);
-            aq.queue
-                .add_used(mem, head, len)
-                .map_err(|e| io::Error::other(format!("used ring: {e}")))?;
-            used = true;
-        }
-        if used {
-            aq.interrupt.signal()?;
-        }
-        Ok(())
+        drain_queue(aq, mem, |chain| self.handle(chain, mem))
     }
 }
 
@@ -81,7 +69,7 @@ impl VirtioDevice for VirtioRng {
         &[QUEUE_SIZE]
     }
     fn features(&self) -> u64 {
-        0
+        VIRTIO_RING_F_EVENT_IDX
     }
     fn read_config(&self, _offset: u64, data: &mut [u8]) {
         data.fill(0);
@@ -106,6 +94,7 @@ mod tests {
     use virtio_bindings::bindings::virtio_ring::VRING_DESC_F_WRITE;
     use virtio_queue::desc::{split::Descriptor as SplitDescriptor, RawDescriptor};
     use virtio_queue::mock::MockSplitQueue;
+    use virtio_queue::QueueT;
     use virtio_queue::Queue;
     use vm_memory::{Bytes, GuestAddress};
 
