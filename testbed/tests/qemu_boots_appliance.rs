@@ -83,9 +83,18 @@ fn boots_to_ready_marker(variant: Variant) {
             Err(e) => {
                 eprintln!("qemu_boots_appliance: reference boot attempt {attempt_no} of {ATTEMPTS} failed:\n{e}");
                 let log = testbed::cache_dir().join("qemu-boot-retries.log");
-                if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&log) {
+                if let Ok(mut f) = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                {
                     use std::io::Write;
-                    let _ = writeln!(f, "==== {} {} attempt {attempt_no}\n{e}", variant.name(), unix_time());
+                    let _ = writeln!(
+                        f,
+                        "==== {} {} attempt {attempt_no}\n{e}",
+                        variant.name(),
+                        unix_time()
+                    );
                 }
                 failures.push(e);
             }

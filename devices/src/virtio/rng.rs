@@ -94,8 +94,8 @@ mod tests {
     use virtio_bindings::bindings::virtio_ring::VRING_DESC_F_WRITE;
     use virtio_queue::desc::{split::Descriptor as SplitDescriptor, RawDescriptor};
     use virtio_queue::mock::MockSplitQueue;
-    use virtio_queue::QueueT;
     use virtio_queue::Queue;
+    use virtio_queue::QueueT;
     use vm_memory::{Bytes, GuestAddress};
 
     #[test]

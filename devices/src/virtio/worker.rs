@@ -2,11 +2,11 @@
 //! queue eventfds plus a kill eventfd for reset.
 
 use super::{ActiveQueue, Memory};
-use virtio_queue::{DescriptorChain, QueueT};
 use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, SubscriberOps};
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use virtio_queue::{DescriptorChain, QueueT};
 use vmm_sys_util::epoll::EventSet;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
@@ -214,6 +214,9 @@ mod tests {
     fn drain_without_event_idx_interrupts_once_and_leaves_kicks_on() {
         let (irqs, _, used_flags) = run(false);
         assert_eq!(irqs, 1);
-        assert_eq!(used_flags, 0, "VRING_USED_F_NO_NOTIFY cleared after the drain");
+        assert_eq!(
+            used_flags, 0,
+            "VRING_USED_F_NO_NOTIFY cleared after the drain"
+        );
     }
 }

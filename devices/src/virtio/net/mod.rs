@@ -20,7 +20,6 @@ pub mod tx;
 use super::{
     read_config_bytes, ActiveQueue, Memory, VirtioDevice, VIRTIO_ID_NET, VIRTIO_RING_F_EVENT_IDX,
 };
-use virtio_queue::QueueT;
 use crate::net_backend::NetBackend;
 use io_loop::{NetIo, NetWorker, VIRTIO_NET_S_LINK_UP};
 use std::io;
@@ -107,7 +106,7 @@ impl VirtioDevice for VirtioNet {
     }
     fn activate(&mut self, mem: Memory, features: u64, queues: Vec<ActiveQueue>) -> io::Result<()> {
         let mut it = queues.into_iter();
-        let (Some(mut rx), Some(mut tx)) = (it.next(), it.next()) else {
+        let (Some(rx), Some(tx)) = (it.next(), it.next()) else {
             return Err(io::Error::other(
                 "virtio-net needs a receive and a transmit queue",
             ));
@@ -115,9 +114,6 @@ impl VirtioDevice for VirtioNet {
         if let Some(w) = self.worker.take() {
             self.backend = w.stop().or(self.backend.take());
         }
-        let event_idx = features & VIRTIO_RING_F_EVENT_IDX != 0;
-        rx.queue.set_event_idx(event_idx);
-        tx.queue.set_event_idx(event_idx);
         let io = NetIo::new(
             rx,
             tx,

@@ -15,6 +15,7 @@ use std::time::Duration;
 use virtio_bindings::bindings::virtio_ring::VRING_DESC_F_WRITE;
 use virtio_queue::desc::{split::Descriptor as SplitDescriptor, RawDescriptor};
 use virtio_queue::mock::MockSplitQueue;
+use virtio_queue::QueueT;
 use vm_memory::{Bytes, GuestAddress};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
@@ -49,9 +50,12 @@ impl<'a> Driver<'a> {
         }
     }
 
+    /// The queue as the transport hands it over with EVENT_IDX negotiated.
     fn active(&self) -> ActiveQueue {
+        let mut queue: virtio_queue::Queue = self.q.create_queue().unwrap();
+        queue.set_event_idx(true);
         ActiveQueue {
-            queue: self.q.create_queue().unwrap(),
+            queue,
             notify: self.kick.try_clone().unwrap(),
             interrupt: Arc::new(self.irq.try_clone().unwrap()) as Arc<dyn Signal>,
         }
@@ -111,7 +115,9 @@ impl<'a> Driver<'a> {
 }
 
 fn frame(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(13) ^ seed).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(13) ^ seed)
+        .collect()
 }
 
 #[test]
