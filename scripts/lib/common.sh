@@ -5,7 +5,9 @@
 OVF_RUN_CACHE="${OVF_RUN_CACHE:-$HOME/.cache/ovf-run}"
 OVF_RUN_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 QEMU_PREFIX="$OVF_RUN_CACHE/qemu"
-TESTHOST_DIR="$OVF_RUN_CACHE/testhost"
+# OVF_RUN_TESTHOST_DIR selects another test host build (e.g. one made with
+# OVF_RUN_TESTHOST_KERNEL=bookworm by scripts/build-testhost, for comparisons).
+TESTHOST_DIR="${OVF_RUN_TESTHOST_DIR:-$OVF_RUN_CACHE/testhost}"
 APPLIANCE_DIR="$OVF_RUN_CACHE/appliances"
 # One TCG test host at a time per machine (2 cores), whatever the cache.
 TESTHOST_LOCK="$HOME/.cache/ovf-run/testhost.lock"
@@ -40,3 +42,38 @@ have_pkgs() {
 apt_resolve_meta() {
     apt-cache depends "$1" | awk '/^ *Depends:/ {print $2; exit}'
 }
+
+# A private apt configuration under the cache: the machine's sources plus
+# "<codename>-backports" on the same mirrors (derived by
+# scripts/lib/backports-sources.py), so nothing in /etc/apt changes. Used for
+# the private QEMU (scripts/setup-deps) and the test host's kernel
+# (scripts/build-testhost).
+APT_DIR="$OVF_RUN_CACHE/apt"
+apt_private() {
+    apt-get -o APT::Sandbox::User=root -o Dir::Etc::SourceParts="$APT_DIR/sources.list.d" \
+        -o Dir::Etc::SourceList="$APT_DIR/sources.list" \
+        -o Dir::State::Lists="$APT_DIR/lists" "$@"
+}
+apt_private_cache() {
+    apt-cache -o Dir::Etc::SourceParts="$APT_DIR/sources.list.d" \
+        -o Dir::Etc::SourceList="$APT_DIR/sources.list" \
+        -o Dir::State::Lists="$APT_DIR/lists" "$@"
+}
+private_apt_sources() {
+    . /etc/os-release
+    local codename="${VERSION_CODENAME:?/etc/os-release names no VERSION_CODENAME}"
+    rm -rf "$APT_DIR/sources.list.d"
+    mkdir -p "$APT_DIR/sources.list.d" "$APT_DIR/lists/partial"
+    cp /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list "$APT_DIR/sources.list.d/" 2>/dev/null || true
+    cat /etc/apt/sources.list > "$APT_DIR/sources.list" 2>/dev/null || : > "$APT_DIR/sources.list"
+    python3 "$OVF_RUN_REPO/scripts/lib/backports-sources.py" "$codename" \
+        "$APT_DIR/sources.list" "$APT_DIR"/sources.list.d/*.sources \
+        > "$APT_DIR/sources.list.d/ovf-run-backports.sources" ||
+        die "cannot derive a $codename-backports source from the machine's apt sources"
+    apt_private update -q >/dev/null || apt_private update
+}
+# Refresh the private lists unless they are there already.
+private_apt_ready() {
+    ls "$APT_DIR/lists/"*backports*Packages* >/dev/null 2>&1 || private_apt_sources
+}
+

@@ -69,6 +69,8 @@ fn environment_cwd_share_and_status_carry_over_where_kvm_is() {
     );
     assert!(stdout.contains("kvm=yes"), "{stdout}");
     assert!(stderr.contains("to-stderr"), "{stderr}");
+    // The job's own failure is its result: never a retry.
+    assert!(!stderr.contains("TEST HOST DIED"), "{stderr}");
     let written = std::fs::read_to_string(share.path().join("from-inside")).unwrap_or_default();
     assert_eq!(
         written,
