@@ -13,5 +13,6 @@ pub mod lifecycle;
 pub mod net_backend;
 pub mod pci;
 pub mod raw_file;
+pub mod rtc;
 pub mod serial;
 pub mod virtio;
