@@ -133,7 +133,11 @@ impl Rtc {
         let ext_kib = (below_4g.saturating_sub(1 << 20) >> 10).min(0xfc00);
         put16(&mut self.cmos, 0x17, ext_kib);
         put16(&mut self.cmos, 0x30, ext_kib);
-        put16(&mut self.cmos, 0x34, below_4g.saturating_sub(16 << 20) >> 16);
+        put16(
+            &mut self.cmos,
+            0x34,
+            below_4g.saturating_sub(16 << 20) >> 16,
+        );
         let high = (above_4g >> 16).min(0xff_ffff) as u32;
         self.cmos[0x5b..0x5e].copy_from_slice(&high.to_le_bytes()[..3]);
         self.cmos[0x5f] = cpus.saturating_sub(1);

@@ -125,7 +125,11 @@ fn register_c_reports_periodic_and_update_flags_and_clears_on_read() {
     assert_eq!(periodic_period(1), Some(Duration::from_nanos(3_906_250)));
     assert_eq!(read(&mut rtc, 0x0c), 0, "nothing happened yet");
     clock.advance(Duration::from_millis(2));
-    assert_eq!(read(&mut rtc, 0x0c), C_PF, "a periodic tick, no interrupt enabled");
+    assert_eq!(
+        read(&mut rtc, 0x0c),
+        C_PF,
+        "a periodic tick, no interrupt enabled"
+    );
     assert_eq!(read(&mut rtc, 0x0c), 0, "cleared by the read");
     write(&mut rtc, 0x0b, B_24H | B_PIE);
     clock.advance(Duration::from_millis(2));
@@ -184,7 +188,10 @@ fn cmos_ram_and_memory_layout_for_firmware() {
     };
     assert_eq!(word(&mut rtc, 0x15), 640);
     assert_eq!(word(&mut rtc, 0x17), 0xfc00, "capped at 63 MiB");
-    assert_eq!(word(&mut rtc, 0x34), (((3u64 << 30) - (16 << 20)) >> 16) as u16);
+    assert_eq!(
+        word(&mut rtc, 0x34),
+        (((3u64 << 30) - (16 << 20)) >> 16) as u16
+    );
     let high = u32::from(rtc.cmos_byte(0x5b))
         | u32::from(rtc.cmos_byte(0x5c)) << 8
         | u32::from(rtc.cmos_byte(0x5d)) << 16;

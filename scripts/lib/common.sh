@@ -77,3 +77,8 @@ private_apt_ready() {
     ls "$APT_DIR/lists/"*backports*Packages* >/dev/null 2>&1 || private_apt_sources
 }
 
+
+# Lines in a file; 0 when it does not exist.
+count_lines() {
+    if [ -f "$1" ]; then wc -l < "$1"; else echo 0; fi
+}

@@ -92,18 +92,38 @@ fn a_dead_test_host_is_retried_once_then_reported() {
         m = first.display()
     ));
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert_eq!(stdout, "survived attempt=2\n", "only the retried attempt's stdout");
-    assert!(stderr.contains("THE KVM TEST HOST DIED (attempt 1 of 2)"), "{stderr}");
-    assert!(stderr.contains("Kernel panic"), "the reason is shown: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert_eq!(
+        stdout, "survived attempt=2\n",
+        "only the retried attempt's stdout"
+    );
+    assert!(
+        stderr.contains("THE KVM TEST HOST DIED (attempt 1 of 2)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Kernel panic"),
+        "the reason is shown: {stderr}"
+    );
     assert!(stderr.contains("retrying once"), "{stderr}");
     assert_eq!(lines_of(&death_log), 1, "one death logged");
 
     // Dies every time: two attempts, then 125.
     let out = run("echo doomed; echo c > /proc/sysrq-trigger; sleep 120");
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(125), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stderr.contains("THE KVM TEST HOST DIED (attempt 2 of 2)"), "{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(125),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("THE KVM TEST HOST DIED (attempt 2 of 2)"),
+        "{stderr}"
+    );
     assert!(stderr.contains("giving up (status 125)"), "{stderr}");
     assert_eq!(lines_of(&death_log), 3, "two more deaths logged");
 }
