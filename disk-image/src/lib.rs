@@ -57,6 +57,31 @@ impl DiskFormat {
     }
 }
 
+impl DiskFormat {
+    /// The format an OVF `ovf:format` URI names, when it is one ovf-run knows.
+    pub fn from_ovf_uri(uri: &str) -> Option<DiskFormat> {
+        let u = uri.to_ascii_lowercase();
+        if u.contains("vmdk") {
+            Some(DiskFormat::VmdkSparse)
+        } else if u.contains("qcow") {
+            Some(DiskFormat::Qcow2)
+        } else if u.contains("raw") {
+            Some(DiskFormat::Raw)
+        } else {
+            None
+        }
+    }
+
+    /// Formats that one declaration covers (a VMDK URI names sparse and
+    /// descriptor files alike).
+    fn family(self) -> &'static str {
+        match self {
+            DiskFormat::VmdkSparse | DiskFormat::VmdkDescriptor => "vmdk",
+            other => other.name(),
+        }
+    }
+}
+
 /// Recognise a format from the first bytes of an image.
 pub fn sniff(head: &[u8]) -> DiskFormat {
     if head.starts_with(vmdk_sparse::MAGIC) {
@@ -91,7 +116,46 @@ pub fn open_image(
     resolver: &dyn ExtentResolver,
     cache: &CacheDir,
 ) -> Result<Arc<dyn BlockSource>, DiskError> {
-    open_depth(Arc::from(input), format_hint, resolver, cache, 0)
+    open_depth(Arc::from(input), format_hint, resolver, cache, 0).map(|(s, _)| s)
+}
+
+/// An image opened against what a package declares about it.
+pub struct Opened {
+    pub source: Arc<dyn BlockSource>,
+    /// The format found in the bytes (inside gzip, for a compressed file).
+    pub format: DiskFormat,
+    /// Where the declaration and the content disagree (the content wins).
+    pub warnings: Vec<String>,
+}
+
+/// Open an image whose package declares a format (an OVF `ovf:format`
+/// URI). The bytes decide how it is read; a declaration they contradict
+/// is a warning naming both, not an error (exports are often sloppy).
+pub fn open_declared(
+    input: Box<dyn ByteRange>,
+    declared_uri: Option<&str>,
+    resolver: &dyn ExtentResolver,
+    cache: &CacheDir,
+) -> Result<Opened, DiskError> {
+    let name = input.name();
+    let (source, format) = open_depth(Arc::from(input), None, resolver, cache, 0)?;
+    let mut warnings = Vec::new();
+    if let Some(uri) = declared_uri {
+        match DiskFormat::from_ovf_uri(uri) {
+            Some(declared) if declared.family() != format.family() => warnings.push(format!(
+                "{name}: declared as {} (ovf:format {uri}) but the content is {}; read as {}",
+                declared.name(),
+                format.name(),
+                format.name()
+            )),
+            _ => {}
+        }
+    }
+    Ok(Opened {
+        source,
+        format,
+        warnings,
+    })
 }
 
 fn open_depth(
@@ -100,7 +164,7 @@ fn open_depth(
     resolver: &dyn ExtentResolver,
     cache: &CacheDir,
     depth: u32,
-) -> Result<Arc<dyn BlockSource>, DiskError> {
+) -> Result<(Arc<dyn BlockSource>, DiskFormat), DiskError> {
     let name = input.name();
     let mut head = vec![0u8; input.len().min(1024) as usize];
     input
@@ -118,7 +182,7 @@ fn open_depth(
         }
         (_, found) => found,
     };
-    Ok(match format {
+    let source: Arc<dyn BlockSource> = match format {
         DiskFormat::Raw => Arc::new(raw::RawSource::new(input)),
         DiskFormat::VmdkSparse => Arc::new(vmdk_sparse::open(input)?),
         DiskFormat::VmdkDescriptor => Arc::new(vmdk_descriptor::open(&*input, resolver)?),
@@ -130,9 +194,10 @@ fn open_depth(
             let inflated = gzip::inflate_to_cache(&*input, cache)?;
             // The inflated image is sniffed afresh: the hint described it.
             let hint = hint.filter(|h| *h != DiskFormat::Gzip);
-            open_depth(Arc::new(inflated), hint, resolver, cache, depth + 1)?
+            return open_depth(Arc::new(inflated), hint, resolver, cache, depth + 1);
         }
-    })
+    };
+    Ok((source, format))
 }
 
 /// Open an image file on the local disk; extents resolve beside it.

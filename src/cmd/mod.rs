@@ -66,10 +66,16 @@ pub fn init_logging(verbose: u8) {
 }
 
 pub fn run(cli: Cli) -> ExitCode {
+    // Options given before the subcommand (`ovf-run --configuration X
+    // inspect PKG`) land in the flattened run options: hand them on.
+    let global_configuration = cli.run.configuration.clone();
     match cli.command.unwrap_or(Command::Run(cli.run)) {
         Command::Run(args) => run::run(args),
         Command::Eula(args) => print_eula(args),
-        Command::Inspect(args) => inspect::run(args),
+        Command::Inspect(mut args) => {
+            args.configuration = args.configuration.or(global_configuration);
+            inspect::run(args)
+        }
         Command::Verify(args) => verify::run(args),
         Command::Boot(args) => boot::run(args),
         Command::ExportDisk(args) => export_disk::run(args),

@@ -82,6 +82,7 @@ pub fn verify_package(
             if cache.is_verified(pkg, &fingerprint) {
                 return Ok(VerifyReport {
                     manifest: None,
+                    manifests: Vec::new(),
                     files: Vec::new(),
                     certificate: None,
                     problems: Vec::new(),
@@ -96,6 +97,7 @@ pub fn verify_package(
         trust_pem,
         require_trusted: trust.require_trusted,
         progress: Some(&progress),
+        only_files: None,
     };
     let report = verify(pkg, &opts).map_err(|e| {
         eprintln!("ovf-run: {e}");
@@ -119,8 +121,10 @@ fn options_fingerprint(trust_pem: Option<&[u8]>, require_trusted: bool) -> Strin
 }
 
 fn print_table(r: &VerifyReport) {
-    if let Some(m) = &r.manifest {
-        println!("Manifest: {m}");
+    match r.manifests.as_slice() {
+        [] => {}
+        [one] => println!("Manifest: {one}"),
+        many => println!("Manifests: {}", many.join(", ")),
     }
     let width = r
         .files
