@@ -1,5 +1,6 @@
 //! Disk images read in place: raw, VMDK (sparse, streamOptimized, flat and
-//! split extents), qcow2 and gzip, as [`BlockSource`]s, plus a
+//! split extents), qcow2, VHD (fixed, dynamic), VHDX and gzip, as
+//! [`BlockSource`]s, plus a
 //! copy-on-write [`overlay`] and a sparse raw [`export`].
 //!
 //! The input is always a [`ByteRange`] — a member of an `.ova` tar, a file
@@ -19,6 +20,8 @@ pub mod overlay;
 pub mod qcow2;
 pub mod raw;
 pub mod sparse_reader;
+pub mod vhd;
+pub mod vhdx;
 pub mod vmdk_descriptor;
 mod vmdk_scan;
 pub mod vmdk_sparse;
@@ -42,6 +45,9 @@ pub enum DiskFormat {
     /// A VMDK text descriptor naming extent files.
     VmdkDescriptor,
     Qcow2,
+    /// Virtual PC / Hyper-V VHD, fixed or dynamic.
+    Vhd,
+    Vhdx,
     Gzip,
 }
 
@@ -52,6 +58,8 @@ impl DiskFormat {
             DiskFormat::VmdkSparse => "VMDK sparse",
             DiskFormat::VmdkDescriptor => "VMDK descriptor",
             DiskFormat::Qcow2 => "qcow2",
+            DiskFormat::Vhd => "VHD",
+            DiskFormat::Vhdx => "VHDX",
             DiskFormat::Gzip => "gzip",
         }
     }
@@ -63,6 +71,10 @@ impl DiskFormat {
         let u = uri.to_ascii_lowercase();
         if u.contains("vmdk") {
             Some(DiskFormat::VmdkSparse)
+        } else if u.contains("vhdx") {
+            Some(DiskFormat::Vhdx)
+        } else if u.contains("vhd") || u.contains("137171") || u.contains("bb676673") {
+            Some(DiskFormat::Vhd)
         } else if u.contains("qcow") {
             Some(DiskFormat::Qcow2)
         } else if u.contains("raw") {
@@ -88,6 +100,10 @@ pub fn sniff(head: &[u8]) -> DiskFormat {
         DiskFormat::VmdkSparse
     } else if head.starts_with(qcow2::MAGIC) {
         DiskFormat::Qcow2
+    } else if head.starts_with(vhdx::MAGIC) {
+        DiskFormat::Vhdx
+    } else if head.starts_with(vhd::FOOTER_MAGIC) {
+        DiskFormat::Vhd
     } else if head.starts_with(&[0x1f, 0x8b]) {
         DiskFormat::Gzip
     } else if looks_like_descriptor(head) {
@@ -170,7 +186,11 @@ fn open_depth(
     input
         .read_at(&mut head, 0)
         .map_err(|e| DiskError::io(&name, "the first bytes", e))?;
-    let found = sniff(&head);
+    let mut found = sniff(&head);
+    // A fixed VHD is raw bytes with its footer at the end.
+    if found == DiskFormat::Raw && hint != Some(DiskFormat::Raw) && vhd::has_fixed_footer(&*input) {
+        found = DiskFormat::Vhd;
+    }
     let format = match (hint, found) {
         (Some(DiskFormat::Raw), _) => DiskFormat::Raw,
         (Some(declared), DiskFormat::Raw) if declared != DiskFormat::VmdkDescriptor => {
@@ -187,6 +207,8 @@ fn open_depth(
         DiskFormat::VmdkSparse => Arc::new(vmdk_sparse::open(input)?),
         DiskFormat::VmdkDescriptor => Arc::new(vmdk_descriptor::open(&*input, resolver)?),
         DiskFormat::Qcow2 => Arc::new(qcow2::open(input)?),
+        DiskFormat::Vhd => vhd::open(input)?,
+        DiskFormat::Vhdx => vhdx::open(input)?,
         DiskFormat::Gzip => {
             if depth > 0 {
                 return Err(DiskError::unsupported(&name, "gzip", "gzip inside gzip"));
