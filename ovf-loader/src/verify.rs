@@ -102,6 +102,7 @@ pub fn verify(pkg: &Package, opts: &VerifyOptions) -> Result<VerifyReport, Packa
     report.manifest = report.manifests.first().cloned();
     let mut listed: Vec<String> = Vec::new();
     let mut primary_bytes = Vec::new();
+    let mut primary_listed: Vec<String> = Vec::new();
     for (index, mf_name) in report.manifests.clone().iter().enumerate() {
         let mf_bytes = pkg.read_small(mf_name, MAX_SMALL_FILE)?;
         let parsed = match manifest::parse_lenient(mf_name, &mf_bytes) {
@@ -136,11 +137,26 @@ pub fn verify(pkg: &Package, opts: &VerifyOptions) -> Result<VerifyReport, Packa
             if opts.wanted(&name) || name == pkg.descriptor_name {
                 check_listed(pkg, &name, entry, opts, &mut report);
             }
+            if index == 0 {
+                primary_listed.push(name.clone());
+            }
             listed.push(name);
         }
     }
     check_coverage(pkg, &referenced, &listed, opts, &mut report);
     check_certificate(pkg, &primary_bytes, opts, &mut report)?;
+    if report.certificate.is_some() {
+        // A signature vouches for its manifest only: a file the descriptor
+        // uses must be in the signed one, not just in some other manifest.
+        let signed = report.manifest.clone().unwrap_or_default();
+        for name in referenced.iter().filter(|n| !primary_listed.contains(n)) {
+            if listed.contains(name) {
+                report.problems.push(format!(
+                    "{name}: not listed in the signed manifest {signed} (only in an unsigned one)"
+                ));
+            }
+        }
+    }
     Ok(report)
 }
 
