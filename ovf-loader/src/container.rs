@@ -301,3 +301,64 @@ fn open_zip(file: File, cache: &CacheDir) -> Result<Archive, ContainerError> {
     }
     Ok(archive)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn cache(dir: &std::path::Path, max: u64) -> CacheDir {
+        CacheDir {
+            max_inflated_bytes: max,
+            ..CacheDir::new(dir)
+        }
+    }
+
+    #[test]
+    fn sniffs_containers() {
+        assert_eq!(sniff(&[0x1f, 0x8b, 8]), Some(Container::TarGzip));
+        assert_eq!(sniff(b"\xfd7zXZ\0rest"), Some(Container::TarXz));
+        assert_eq!(sniff(b"PK\x03\x04...."), Some(Container::Zip));
+        let mut tar = [0u8; 512];
+        tar[257..262].copy_from_slice(b"ustar");
+        assert_eq!(sniff(&tar), Some(Container::Tar));
+        assert_eq!(sniff(b"<?xml"), None);
+    }
+
+    #[test]
+    fn compressed_archive_beyond_the_cap_is_refused_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&vec![0u8; 3 << 20]).unwrap();
+        let path = dir.path().join("bomb.ova");
+        std::fs::write(&path, gz.finish().unwrap()).unwrap();
+        let cache_dir = dir.path().join("cache");
+        let e = open(
+            File::open(&path).unwrap(),
+            Container::TarGzip,
+            &cache(&cache_dir, 1 << 20),
+        )
+        .err()
+        .expect("refused");
+        assert!(
+            matches!(e, ContainerError::TooLarge { limit, .. } if limit == 1 << 20),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_dir(&cache_dir).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_broken_stream_says_where_it_breaks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cut.ova");
+        std::fs::write(&path, b"\xfd7zXZ\0\0\x04garbage").unwrap();
+        let e = open(
+            File::open(&path).unwrap(),
+            Container::TarXz,
+            &cache(dir.path(), 1 << 30),
+        )
+        .err()
+        .expect("refused");
+        assert!(e.to_string().contains("tar.xz stream breaks"), "{e}");
+    }
+}
