@@ -95,7 +95,7 @@ pub fn open(file: File, kind: Container, cache: &CacheDir) -> Result<Archive, Co
             inflated_tar(reader, kind, cache)
         }
         Container::TarXz => {
-            let reader = lzma_rust2::XzReader::new(io::BufReader::new(file), true);
+            let reader = xz2::read::XzDecoder::new_multi_decoder(io::BufReader::new(file));
             inflated_tar(reader, kind, cache)
         }
         Container::Zip => open_zip(file, cache),
