@@ -435,3 +435,29 @@ fn configuration_before_the_subcommand_is_honoured() {
         "{out}"
     );
 }
+
+#[test]
+fn unreadable_containers_and_ambiguous_folders_are_refused_clearly() {
+    let c = case();
+    make_files(&c.dir, DISK1_LEN);
+    write_manifest(&c.dir);
+    // bzip2 members: zip itself is read, the method is named.
+    py(
+        &c.dir,
+        "import zipfile\nwith zipfile.ZipFile('bz.ova', 'w', zipfile.ZIP_BZIP2) as z:\n    for n in ['vm.ovf', 'disk1.img', 'disk2.img']: z.write(n)\n",
+    );
+    let (code, out) = ovf_run(&["inspect", str_of(&c.dir.join("bz.ova"))], &c.cache);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("zip member 'vm.ovf'") && out.contains("stored and deflate are"),
+        "{out}"
+    );
+    // A folder with two descriptors names them instead of guessing.
+    std::fs::copy(c.dir.join("vm.ovf"), c.dir.join("other.ovf")).unwrap();
+    let (code, out) = ovf_run(&["inspect", str_of(&c.dir)], &c.cache);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("several .ovf descriptors (other.ovf, vm.ovf)"),
+        "{out}"
+    );
+}

@@ -5,8 +5,9 @@
 //! boot it (through `ovf_loader::disks::open_disk` and `disk-image`), so
 //! the output equals `qemu-img convert -O raw` of the disk's image file.
 //! Disks are numbered as `ovf-run inspect` prints them (0 is the boot
-//! disk). A bare image file (VMDK, qcow2, raw, or gzip of one) is accepted
-//! too.
+//! disk). Before anything is written, the disk's file is checked against
+//! the package's manifests (`--no-verify` skips that). A bare image file
+//! (VMDK, qcow2, VHD, VHDX, raw, or gzip of one) is accepted too.
 
 use super::progress::ByteProgress;
 use super::{human_bytes, open_package, EXIT_USAGE};
