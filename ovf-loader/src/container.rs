@@ -91,14 +91,46 @@ pub fn open(file: File, kind: Container, cache: &CacheDir) -> Result<Archive, Co
     match kind {
         Container::Tar => Ok(in_place_tar(Arc::new(file), kind, Vec::new())?),
         Container::TarGzip => {
-            let reader = flate2::read::MultiGzDecoder::new(io::BufReader::new(file));
-            inflated_tar(reader, kind, cache)
+            let input = io::BufReader::with_capacity(1 << 20, Progress::new(file, cache));
+            inflated_tar(flate2::read::MultiGzDecoder::new(input), kind, cache)
         }
         Container::TarXz => {
-            let reader = xz2::read::XzDecoder::new_multi_decoder(io::BufReader::new(file));
-            inflated_tar(reader, kind, cache)
+            let input = io::BufReader::with_capacity(1 << 20, Progress::new(file, cache));
+            inflated_tar(xz2::read::XzDecoder::new_multi_decoder(input), kind, cache)
         }
         Container::Zip => open_zip(file, cache),
+    }
+}
+
+/// Reads the compressed archive, reporting (bytes read, archive size) to
+/// the cache's progress callback (the CLI's "inflating" bar).
+struct Progress<'a> {
+    file: File,
+    done: u64,
+    total: u64,
+    cache: &'a CacheDir,
+}
+
+impl<'a> Progress<'a> {
+    fn new(file: File, cache: &'a CacheDir) -> Self {
+        let total = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Progress {
+            file,
+            done: 0,
+            total,
+            cache,
+        }
+    }
+}
+
+impl Read for Progress<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        self.done += n as u64;
+        if let Some(p) = &self.cache.progress {
+            p(self.done, self.total);
+        }
+        Ok(n)
     }
 }
 

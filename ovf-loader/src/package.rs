@@ -138,10 +138,15 @@ const MAX_DESCRIPTOR: u64 = crate::xml::MAX_DOCUMENT_BYTES as u64;
 impl Package {
     /// Open a package; compressed archives inflate into ovf-run's cache folder.
     pub fn open(path: &Path) -> Result<Package, PackageError> {
+        Self::open_with_cache(path, &Self::default_cache())
+    }
+
+    /// Where inflated archives go: `<cache_dir>/inflated`, else the temp folder.
+    pub fn default_cache() -> CacheDir {
         let dir = crate::cache_dir()
             .map(|d| d.join("inflated"))
             .unwrap_or_else(|| std::env::temp_dir().join("ovf-run"));
-        Self::open_with_cache(path, &CacheDir::new(dir))
+        CacheDir::new(dir)
     }
 
     /// Open a package; `cache` receives inflated copies of compressed archives.

@@ -82,9 +82,19 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// Open a package, printing the error the way every subcommand does.
+/// Open a package, printing the error the way every subcommand does. A
+/// compressed archive (tar.gz, tar.xz) is inflated into the cache folder
+/// with a progress bar on a terminal.
 pub fn open_package(path: &std::path::Path) -> Result<ovf_loader::Package, ExitCode> {
-    ovf_loader::Package::open(path).map_err(|e| {
+    let bar = std::sync::Arc::new(progress::ByteProgress::new());
+    let mut cache = ovf_loader::Package::default_cache();
+    let b = bar.clone();
+    cache.progress = Some(std::sync::Arc::new(move |done, total| {
+        b.update("inflating the archive", done, total)
+    }));
+    let opened = ovf_loader::Package::open_with_cache(path, &cache);
+    bar.finish();
+    opened.map_err(|e| {
         eprintln!("ovf-run: {e}");
         ExitCode::FAILURE
     })
