@@ -84,7 +84,9 @@ pub fn verify(pkg: &Package, opts: &VerifyOptions) -> Result<VerifyReport, Packa
         files: Vec::new(),
         certificate: None,
         problems: Vec::new(),
-        warnings: pkg.warnings.clone(),
+        // The package's own warnings (stale ovf:size, inflated archive) are
+        // in `pkg.warnings`; callers show them once.
+        warnings: Vec::new(),
     };
     let referenced = referenced_files(pkg, opts, &mut report);
     if report.manifests.is_empty() {

@@ -169,7 +169,7 @@ fn verify_disk(
     let report = ovf_loader::verify::verify(pkg, &opts).map_err(fail)?;
     bar.finish();
     if !quiet {
-        for w in &report.warnings {
+        for w in pkg.warnings.iter().chain(&report.warnings) {
             eprintln!("ovf-run export-disk: warning: {w}");
         }
     }

@@ -39,10 +39,12 @@ pub fn run(args: VerifyArgs) -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let report = match verify_package(&pkg, &args.trust, args.cached) {
+    let mut report = match verify_package(&pkg, &args.trust, args.cached) {
         Ok(r) => r,
         Err(code) => return code,
     };
+    // What opening the package noticed (a stale ovf:size…) belongs in the report too.
+    report.warnings.splice(0..0, pkg.warnings.iter().cloned());
     if args.json {
         println!(
             "{}",
