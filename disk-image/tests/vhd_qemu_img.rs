@@ -171,3 +171,55 @@ fn vhdx_with_a_log_to_replay_is_refused() {
     let msg = refused(&vhdx, dir.path());
     assert!(msg.contains("log holds writes not yet applied"), "{msg}");
 }
+
+/// Damaged VHD and VHDX files give errors, never a panic: every header
+/// byte flipped in turn (sampled), and the file cut at many lengths.
+#[test]
+fn damaged_vhd_and_vhdx_are_errors_not_panics() {
+    use disk_image::{open_image, BlockSource, MemRange, NoExtents};
+    have_qemu_img();
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("d.raw");
+    std::fs::write(&raw, random_disk(9, 3 << 20)).unwrap();
+    let exercise = |bytes: Vec<u8>| {
+        let r = Box::new(MemRange::new(bytes, "damaged"));
+        if let Ok(src) = open_image(r, None, &NoExtents, &cache(dir.path())) {
+            let cap = src.capacity();
+            let mut buf = vec![0u8; 64 << 10];
+            for off in [0, cap / 2, cap.saturating_sub(buf.len() as u64)] {
+                let n = (cap - off.min(cap)).min(buf.len() as u64) as usize;
+                let _ = src.read_at(&mut buf[..n], off);
+            }
+        }
+    };
+    for (format, file) in [("vpc", "d.vhd"), ("vhdx", "d.vhdx")] {
+        let image = dir.path().join(file);
+        qemu_img(&[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            format,
+            raw.to_str().unwrap(),
+            image.to_str().unwrap(),
+        ]);
+        let good = std::fs::read(&image).unwrap();
+        let mut rng = Rng(17);
+        // Structures live in the first MiBs (VHD: footer, header, BAT;
+        // VHDX: headers, region tables, metadata, BAT) and at the end.
+        for _ in 0..250 {
+            let mut bad = good.clone();
+            let span = bad.len().min(4 << 20) as u64;
+            let at = if rng.below(4) == 0 {
+                bad.len() - 1 - rng.below(512) as usize
+            } else {
+                rng.below(span) as usize
+            };
+            bad[at] ^= 1 << rng.below(8);
+            exercise(bad);
+        }
+        for cut in (0..good.len()).step_by(good.len() / 97 + 1) {
+            exercise(good[..cut].to_vec());
+        }
+    }
+}
