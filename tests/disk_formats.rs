@@ -117,7 +117,7 @@ fn declared_format_and_capacity_the_content_contradicts_are_warnings() {
     let (ok, out, got) = export(dir);
     assert!(ok, "{out}");
     assert!(
-        out.contains("declared as VMDK sparse")
+        out.contains("declared as VMDK (ovf:format")
             && out.contains(VMDK_URI)
             && out.contains("the content is raw"),
         "{out}"

@@ -84,6 +84,14 @@ impl DiskFormat {
         }
     }
 
+    /// The name of what a declaration names (`VMDK` for either VMDK kind).
+    fn family_name(self) -> &'static str {
+        match self {
+            DiskFormat::VmdkSparse | DiskFormat::VmdkDescriptor => "VMDK",
+            other => other.name(),
+        }
+    }
+
     /// Formats that one declaration covers (a VMDK URI names sparse and
     /// descriptor files alike).
     fn family(self) -> &'static str {
@@ -160,7 +168,7 @@ pub fn open_declared(
         match DiskFormat::from_ovf_uri(uri) {
             Some(declared) if declared.family() != format.family() => warnings.push(format!(
                 "{name}: declared as {} (ovf:format {uri}) but the content is {}; read as {}",
-                declared.name(),
+                declared.family_name(),
                 format.name(),
                 format.name()
             )),

@@ -77,10 +77,13 @@ fn find_boot(pkg: &ovf_loader::Package, report: &mut InspectReport) {
     image_cache.progress = Some(std::sync::Arc::new(move |done, total| {
         p.update("decompressing", done, total)
     }));
-    let opened = ovf_loader::disks::open_disk(pkg, disk, &image_cache);
+    let opened = ovf_loader::disks::open_disk_checked(pkg, disk, &image_cache);
     progress.finish();
     let source = match opened {
-        Ok(s) => s,
+        Ok((s, warnings)) => {
+            report.warnings.extend(warnings);
+            s
+        }
         Err(e) => {
             report.boot_error = Some(format!("cannot open the boot disk {}: {e}", disk.disk_id));
             return;
