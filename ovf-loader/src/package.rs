@@ -262,18 +262,18 @@ impl Package {
                 name: desc.name.clone(),
                 source,
             })?;
+        let descriptor_name = desc.name.clone();
         let mut pkg = Package {
             path: path.to_path_buf(),
             kind: PackageKind::Ova,
-            descriptor_name: desc.name.clone(),
+            descriptor_name,
             descriptor,
             envelope,
-            members: Vec::new(),
+            members,
             container: Some(archive.container),
             member_files: archive.files,
             warnings,
         };
-        pkg.members = members;
         pkg.add_size_warnings();
         Ok(pkg)
     }
