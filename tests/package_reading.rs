@@ -317,6 +317,15 @@ fn tolerated_manifest_lines_and_stale_size_are_warnings() {
         std::fs::read(&target).unwrap(),
         std::fs::read(c.dir.join("disk1.img")).unwrap()
     );
+    // Running gets past verification and opening the disk to boot
+    // discovery, which fails (random bytes) before any VM exists.
+    let (code, out) = ovf_run(&["--accept-eula", "--no-console", str_of(&ova)], &c.cache);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("ovf:size says") && out.contains("no bootable Linux kernel found"),
+        "{out}"
+    );
+    assert!(!out.contains("verification failed"), "{out}");
 }
 
 /// Inspect and export both disks from `pkg`; the bytes equal the originals.
