@@ -102,20 +102,27 @@ pub fn open(file: File, kind: Container, cache: &CacheDir) -> Result<Archive, Co
     }
 }
 
-/// Reads the compressed archive, reporting (bytes read, archive size) to
-/// the cache's progress callback (the CLI's "inflating" bar).
-struct Progress<'a> {
-    file: File,
+/// Reads a stream, reporting (bytes read, `total`) to the cache's progress
+/// callback (the CLI's "inflating" bar).
+struct Progress<'a, R> {
+    inner: R,
     done: u64,
     total: u64,
     cache: &'a CacheDir,
 }
 
-impl<'a> Progress<'a> {
+impl<'a> Progress<'a, File> {
+    /// The compressed archive, against its size.
     fn new(file: File, cache: &'a CacheDir) -> Self {
         let total = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Progress::of(file, total, cache)
+    }
+}
+
+impl<'a, R> Progress<'a, R> {
+    fn of(inner: R, total: u64, cache: &'a CacheDir) -> Self {
         Progress {
-            file,
+            inner,
             done: 0,
             total,
             cache,
@@ -123,9 +130,9 @@ impl<'a> Progress<'a> {
     }
 }
 
-impl Read for Progress<'_> {
+impl<R: Read> Read for Progress<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.file.read(buf)?;
+        let n = self.inner.read(buf)?;
         self.done += n as u64;
         if let Some(p) = &self.cache.progress {
             p(self.done, self.total);
@@ -297,6 +304,8 @@ fn open_zip(file: File, cache: &CacheDir) -> Result<Archive, ContainerError> {
                     max_inflated_bytes: cache.max_inflated_bytes.saturating_sub(inflated),
                     ..cache.clone()
                 };
+                // Progress counts inflated bytes against the member's size.
+                let entry = Progress::of(entry, size, cache);
                 let (file, len) =
                     inflate_to_cache(entry, "zip deflate", &format!("member '{name}'"), &budget)?;
                 if len != size {
