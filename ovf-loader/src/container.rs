@@ -57,7 +57,9 @@ pub enum ContainerError {
     #[error("not a usable tar archive: {0}")]
     Tar(#[from] TarError),
     #[error("not a usable zip archive: {0}")]
-    Zip(String),
+    Zip(#[from] zip::result::ZipError),
+    #[error("the zip archive has more than {0} members")]
+    TooManyMembers(usize),
     #[error("zip member '{name}': {what}")]
     ZipMember { name: String, what: String },
     #[error("the {container} stream breaks after {done} decompressed bytes: {source}")]
@@ -228,16 +230,10 @@ fn inflate_to_cache(
 }
 
 fn open_zip(file: File, cache: &CacheDir) -> Result<Archive, ContainerError> {
-    let archive_file = Arc::new(
-        file.try_clone()
-            .map_err(|e| ContainerError::Zip(e.to_string()))?,
-    );
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| ContainerError::Zip(e.to_string()))?;
+    let archive_file = Arc::new(file.try_clone().map_err(zip::result::ZipError::Io)?);
+    let mut zip = zip::ZipArchive::new(file)?;
     if zip.len() > tar_index::MAX_MEMBERS {
-        return Err(ContainerError::Zip(format!(
-            "more than {} members",
-            tar_index::MAX_MEMBERS
-        )));
+        return Err(ContainerError::TooManyMembers(tar_index::MAX_MEMBERS));
     }
     let mut archive = Archive {
         container: Container::Zip,
@@ -247,87 +243,38 @@ fn open_zip(file: File, cache: &CacheDir) -> Result<Archive, ContainerError> {
     };
     let mut inflated = 0u64;
     for i in 0..zip.len() {
-        let (name, method, data_start, compressed, size, skip) = {
-            let entry = zip
-                .by_index_raw(i)
-                .map_err(|e| ContainerError::Zip(e.to_string()))?;
-            let name = entry.name().to_string();
-            let member_err = |what: &str| ContainerError::ZipMember {
-                name: name.clone(),
-                what: what.to_string(),
-            };
-            if entry.is_dir() {
-                (name, zip::CompressionMethod::Stored, 0, 0, 0, true)
-            } else {
-                if entry.is_symlink() {
-                    return Err(member_err("is a symbolic link; an OVA needs none"));
-                }
-                if entry.encrypted() {
-                    return Err(member_err("is encrypted; ovf-run reads plain members"));
-                }
-                let checked = tar_index::check_name(&name).map_err(|m| member_err(&m))?;
-                (
-                    checked,
-                    entry.compression(),
-                    entry.data_start(),
-                    entry.compressed_size(),
-                    entry.size(),
-                    false,
-                )
-            }
-        };
-        if skip {
+        let Some(entry) = zip_entry(&mut zip, i)? else {
             continue;
+        };
+        if archive.members.iter().any(|m| m.name == entry.name) {
+            return Err(entry.error("appears twice"));
         }
-        if archive.members.iter().any(|m| m.name == name) {
-            return Err(ContainerError::ZipMember {
-                name,
-                what: "appears twice".into(),
-            });
-        }
-        let (file, offset, len) = match method {
+        let (file, offset, len) = match entry.method {
             zip::CompressionMethod::Stored => {
                 let total = archive_file.metadata().map(|m| m.len()).unwrap_or(0);
-                if data_start.checked_add(compressed).is_none_or(|e| e > total) {
-                    return Err(ContainerError::ZipMember {
-                        name,
-                        what: "its data runs past the end of the archive".into(),
-                    });
+                let end = entry.data_start.checked_add(entry.compressed);
+                if end.is_none_or(|e| e > total) {
+                    return Err(entry.error("its data runs past the end of the archive"));
                 }
-                (archive_file.clone(), data_start, compressed)
+                (archive_file.clone(), entry.data_start, entry.compressed)
             }
             zip::CompressionMethod::Deflated => {
-                let entry = zip
-                    .by_index(i)
-                    .map_err(|e| ContainerError::Zip(e.to_string()))?;
                 let budget = CacheDir {
                     max_inflated_bytes: cache.max_inflated_bytes.saturating_sub(inflated),
                     ..cache.clone()
                 };
-                // Progress counts inflated bytes against the member's size.
-                let entry = Progress::of(entry, size, cache);
-                let (file, len) =
-                    inflate_to_cache(entry, "zip deflate", &format!("member '{name}'"), &budget)?;
-                if len != size {
-                    return Err(ContainerError::ZipMember {
-                        name,
-                        what: format!("inflates to {len} bytes, the directory says {size}"),
-                    });
-                }
-                inflated += len;
-                (Arc::new(file), 0, len)
+                let file = inflate_member(&mut zip, i, &entry, &budget)?;
+                inflated += entry.size;
+                (Arc::new(file), 0, entry.size)
             }
             other => {
-                return Err(ContainerError::ZipMember {
-                    name,
-                    what: format!(
-                        "compression method {other:?} is not read (stored and deflate are)"
-                    ),
-                })
+                return Err(entry.error(&format!(
+                    "compression method {other:?} is not read (stored and deflate are)"
+                )))
             }
         };
         archive.members.push(TarMember {
-            name,
+            name: entry.name,
             offset,
             size: len,
         });
@@ -341,6 +288,72 @@ fn open_zip(file: File, cache: &CacheDir) -> Result<Archive, ContainerError> {
         ));
     }
     Ok(archive)
+}
+
+/// What the central directory says about one member.
+struct ZipEntry {
+    name: String,
+    method: zip::CompressionMethod,
+    data_start: u64,
+    compressed: u64,
+    size: u64,
+}
+
+impl ZipEntry {
+    fn error(&self, what: &str) -> ContainerError {
+        ContainerError::ZipMember {
+            name: self.name.clone(),
+            what: what.to_string(),
+        }
+    }
+}
+
+/// Member `i`, checked like a tar member; `None` for a folder entry.
+fn zip_entry(
+    zip: &mut zip::ZipArchive<File>,
+    i: usize,
+) -> Result<Option<ZipEntry>, ContainerError> {
+    let entry = zip.by_index_raw(i)?;
+    if entry.is_dir() {
+        return Ok(None);
+    }
+    let member_err = |what: &str| ContainerError::ZipMember {
+        name: entry.name().to_string(),
+        what: what.to_string(),
+    };
+    if entry.is_symlink() {
+        return Err(member_err("is a symbolic link; an OVA needs none"));
+    }
+    if entry.encrypted() {
+        return Err(member_err("is encrypted; ovf-run reads plain members"));
+    }
+    let name = tar_index::check_name(entry.name()).map_err(|m| member_err(&m))?;
+    Ok(Some(ZipEntry {
+        name,
+        method: entry.compression(),
+        data_start: entry.data_start(),
+        compressed: entry.compressed_size(),
+        size: entry.size(),
+    }))
+}
+
+/// Inflate a deflated member (CRC checked by the zip reader) into the cache.
+fn inflate_member(
+    zip: &mut zip::ZipArchive<File>,
+    i: usize,
+    entry: &ZipEntry,
+    budget: &CacheDir,
+) -> Result<File, ContainerError> {
+    let reader = Progress::of(zip.by_index(i)?, entry.size, budget);
+    let what = format!("member '{}'", entry.name);
+    let (file, len) = inflate_to_cache(reader, "zip deflate", &what, budget)?;
+    if len != entry.size {
+        return Err(entry.error(&format!(
+            "inflates to {len} bytes, the directory says {}",
+            entry.size
+        )));
+    }
+    Ok(file)
 }
 
 #[cfg(test)]
