@@ -147,3 +147,31 @@ fn folder_package_refuses_escaping_and_remote_hrefs() {
         assert!(out.contains(expect), "{out}");
     }
 }
+
+/// A signature vouches for its own manifest: a disk listed only in a second,
+/// unsigned manifest fails a signed package's verification.
+#[test]
+fn signed_package_needs_its_disks_in_the_signed_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    std::fs::write(dir.path().join("t.ovf"), DESCRIPTOR).unwrap();
+    sh(
+        dir.path(),
+        "head -c 1048576 /dev/urandom > t-disk1.img
+         printf 'SHA256(t.ovf)= %s\\n' $(sha256sum t.ovf | cut -d' ' -f1) > t.mf
+         printf 'SHA256(t-disk1.img)= %s\\n' $(sha256sum t-disk1.img | cut -d' ' -f1) > extra.mf
+         openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 30 -subj /CN=ovf-run-test 2>/dev/null
+         printf 'SHA256(t.mf)= %s\\n' $(openssl dgst -sha256 -sign key.pem t.mf | od -An -v -tx1 | tr -d ' \\n') > t.cert
+         cat cert.pem >> t.cert
+         tar --format=ustar -cf t.ova t.ovf t.mf t.cert extra.mf t-disk1.img",
+    );
+    let (code, out) = ovf_run(
+        &["verify", dir.path().join("t.ova").to_str().unwrap()],
+        &cache,
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("t-disk1.img: not listed in the signed manifest t.mf"),
+        "{out}"
+    );
+}

@@ -1,5 +1,6 @@
 //! Disk images read in place: raw, VMDK (sparse, streamOptimized, flat and
-//! split extents), qcow2 and gzip, as [`BlockSource`]s, plus a
+//! split extents), qcow2, VHD (fixed, dynamic), VHDX and gzip, as
+//! [`BlockSource`]s, plus a
 //! copy-on-write [`overlay`] and a sparse raw [`export`].
 //!
 //! The input is always a [`ByteRange`] — a member of an `.ova` tar, a file
@@ -19,6 +20,8 @@ pub mod overlay;
 pub mod qcow2;
 pub mod raw;
 pub mod sparse_reader;
+pub mod vhd;
+pub mod vhdx;
 pub mod vmdk_descriptor;
 mod vmdk_scan;
 pub mod vmdk_sparse;
@@ -42,6 +45,9 @@ pub enum DiskFormat {
     /// A VMDK text descriptor naming extent files.
     VmdkDescriptor,
     Qcow2,
+    /// Virtual PC / Hyper-V VHD, fixed or dynamic.
+    Vhd,
+    Vhdx,
     Gzip,
 }
 
@@ -52,7 +58,46 @@ impl DiskFormat {
             DiskFormat::VmdkSparse => "VMDK sparse",
             DiskFormat::VmdkDescriptor => "VMDK descriptor",
             DiskFormat::Qcow2 => "qcow2",
+            DiskFormat::Vhd => "VHD",
+            DiskFormat::Vhdx => "VHDX",
             DiskFormat::Gzip => "gzip",
+        }
+    }
+}
+
+impl DiskFormat {
+    /// The format an OVF `ovf:format` URI names, when it is one ovf-run knows.
+    pub fn from_ovf_uri(uri: &str) -> Option<DiskFormat> {
+        let u = uri.to_ascii_lowercase();
+        if u.contains("vmdk") {
+            Some(DiskFormat::VmdkSparse)
+        } else if u.contains("vhdx") {
+            Some(DiskFormat::Vhdx)
+        } else if u.contains("vhd") || u.contains("137171") || u.contains("bb676673") {
+            Some(DiskFormat::Vhd)
+        } else if u.contains("qcow") {
+            Some(DiskFormat::Qcow2)
+        } else if u.contains("raw") {
+            Some(DiskFormat::Raw)
+        } else {
+            None
+        }
+    }
+
+    /// The name of what a declaration names (`VMDK` for either VMDK kind).
+    fn family_name(self) -> &'static str {
+        match self {
+            DiskFormat::VmdkSparse | DiskFormat::VmdkDescriptor => "VMDK",
+            other => other.name(),
+        }
+    }
+
+    /// Formats that one declaration covers (a VMDK URI names sparse and
+    /// descriptor files alike).
+    fn family(self) -> &'static str {
+        match self {
+            DiskFormat::VmdkSparse | DiskFormat::VmdkDescriptor => "vmdk",
+            other => other.name(),
         }
     }
 }
@@ -63,6 +108,10 @@ pub fn sniff(head: &[u8]) -> DiskFormat {
         DiskFormat::VmdkSparse
     } else if head.starts_with(qcow2::MAGIC) {
         DiskFormat::Qcow2
+    } else if head.starts_with(vhdx::MAGIC) {
+        DiskFormat::Vhdx
+    } else if head.starts_with(vhd::FOOTER_MAGIC) {
+        DiskFormat::Vhd
     } else if head.starts_with(&[0x1f, 0x8b]) {
         DiskFormat::Gzip
     } else if looks_like_descriptor(head) {
@@ -91,7 +140,46 @@ pub fn open_image(
     resolver: &dyn ExtentResolver,
     cache: &CacheDir,
 ) -> Result<Arc<dyn BlockSource>, DiskError> {
-    open_depth(Arc::from(input), format_hint, resolver, cache, 0)
+    open_depth(Arc::from(input), format_hint, resolver, cache, 0).map(|(s, _)| s)
+}
+
+/// An image opened against what a package declares about it.
+pub struct Opened {
+    pub source: Arc<dyn BlockSource>,
+    /// The format found in the bytes (inside gzip, for a compressed file).
+    pub format: DiskFormat,
+    /// Where the declaration and the content disagree (the content wins).
+    pub warnings: Vec<String>,
+}
+
+/// Open an image whose package declares a format (an OVF `ovf:format`
+/// URI). The bytes decide how it is read; a declaration they contradict
+/// is a warning naming both, not an error (exports are often sloppy).
+pub fn open_declared(
+    input: Box<dyn ByteRange>,
+    declared_uri: Option<&str>,
+    resolver: &dyn ExtentResolver,
+    cache: &CacheDir,
+) -> Result<Opened, DiskError> {
+    let name = input.name();
+    let (source, format) = open_depth(Arc::from(input), None, resolver, cache, 0)?;
+    let mut warnings = Vec::new();
+    if let Some(uri) = declared_uri {
+        match DiskFormat::from_ovf_uri(uri) {
+            Some(declared) if declared.family() != format.family() => warnings.push(format!(
+                "{name}: declared as {} (ovf:format {uri}) but the content is {}; read as {}",
+                declared.family_name(),
+                format.name(),
+                format.name()
+            )),
+            _ => {}
+        }
+    }
+    Ok(Opened {
+        source,
+        format,
+        warnings,
+    })
 }
 
 fn open_depth(
@@ -100,13 +188,17 @@ fn open_depth(
     resolver: &dyn ExtentResolver,
     cache: &CacheDir,
     depth: u32,
-) -> Result<Arc<dyn BlockSource>, DiskError> {
+) -> Result<(Arc<dyn BlockSource>, DiskFormat), DiskError> {
     let name = input.name();
     let mut head = vec![0u8; input.len().min(1024) as usize];
     input
         .read_at(&mut head, 0)
         .map_err(|e| DiskError::io(&name, "the first bytes", e))?;
-    let found = sniff(&head);
+    let mut found = sniff(&head);
+    // A fixed VHD is raw bytes with its footer at the end.
+    if found == DiskFormat::Raw && hint != Some(DiskFormat::Raw) && vhd::has_fixed_footer(&*input) {
+        found = DiskFormat::Vhd;
+    }
     let format = match (hint, found) {
         (Some(DiskFormat::Raw), _) => DiskFormat::Raw,
         (Some(declared), DiskFormat::Raw) if declared != DiskFormat::VmdkDescriptor => {
@@ -118,11 +210,13 @@ fn open_depth(
         }
         (_, found) => found,
     };
-    Ok(match format {
+    let source: Arc<dyn BlockSource> = match format {
         DiskFormat::Raw => Arc::new(raw::RawSource::new(input)),
         DiskFormat::VmdkSparse => Arc::new(vmdk_sparse::open(input)?),
         DiskFormat::VmdkDescriptor => Arc::new(vmdk_descriptor::open(&*input, resolver)?),
         DiskFormat::Qcow2 => Arc::new(qcow2::open(input)?),
+        DiskFormat::Vhd => vhd::open(input)?,
+        DiskFormat::Vhdx => vhdx::open(input)?,
         DiskFormat::Gzip => {
             if depth > 0 {
                 return Err(DiskError::unsupported(&name, "gzip", "gzip inside gzip"));
@@ -130,9 +224,10 @@ fn open_depth(
             let inflated = gzip::inflate_to_cache(&*input, cache)?;
             // The inflated image is sniffed afresh: the hint described it.
             let hint = hint.filter(|h| *h != DiskFormat::Gzip);
-            open_depth(Arc::new(inflated), hint, resolver, cache, depth + 1)?
+            return open_depth(Arc::new(inflated), hint, resolver, cache, depth + 1);
         }
-    })
+    };
+    Ok((source, format))
 }
 
 /// Open an image file on the local disk; extents resolve beside it.

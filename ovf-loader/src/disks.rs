@@ -122,15 +122,33 @@ impl BlockSource for BlankDisk {
 
 /// Open a disk's image read-only, straight from the package.
 /// `cache` receives a decompressed copy only for gzip-compressed files.
+/// Disagreements between the descriptor and the image are logged as
+/// warnings ([`open_disk_checked`] returns them instead).
 pub fn open_disk(
     pkg: &Package,
     disk: &DiskSpec,
     cache: &CacheDir,
 ) -> Result<Arc<dyn BlockSource>, DiskOpenError> {
+    let (source, warnings) = open_disk_checked(pkg, disk, cache)?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(source)
+}
+
+/// Open a disk's image, with what the descriptor declares about it
+/// (`ovf:format`, `ovf:capacity`) compared with the content: a
+/// disagreement is a warning, and the content wins.
+pub fn open_disk_checked(
+    pkg: &Package,
+    disk: &DiskSpec,
+    cache: &CacheDir,
+) -> Result<(Arc<dyn BlockSource>, Vec<String>), DiskOpenError> {
     let Some(file_ref) = disk.file_ref.as_deref() else {
-        return Ok(Arc::new(BlankDisk {
+        let blank: Arc<dyn BlockSource> = Arc::new(BlankDisk {
             capacity: disk.capacity_bytes,
-        }));
+        });
+        return Ok((blank, Vec::new()));
     };
     let location = pkg.locate(file_ref)?;
     let dir = location
@@ -140,10 +158,18 @@ pub fn open_disk(
         .unwrap_or_default();
     let range = PackageRange::new(pkg, location);
     let resolver = PackageExtents { pkg, dir };
-    Ok(disk_image::open_image(
-        Box::new(range),
-        None,
-        &resolver,
-        cache,
-    )?)
+    let opened =
+        disk_image::open_declared(Box::new(range), disk.format.as_deref(), &resolver, cache)?;
+    let mut warnings = opened.warnings;
+    let capacity = opened.source.capacity();
+    if disk.capacity_bytes != 0 && disk.capacity_bytes != capacity {
+        warnings.push(format!(
+            "disk {}: the descriptor gives a capacity of {} bytes but the {} image holds {capacity}; \
+             the image's capacity is used",
+            disk.disk_id,
+            disk.capacity_bytes,
+            opened.format.name()
+        ));
+    }
+    Ok((opened.source, warnings))
 }

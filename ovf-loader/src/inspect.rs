@@ -47,6 +47,8 @@ pub struct BootInfo {
 pub struct PackageInfo {
     pub path: String,
     pub kind: PackageKind,
+    /// How an OVA's members are stored: `tar`, `tar-gzip`, `tar-xz`, `zip`.
+    pub container: Option<crate::container::Container>,
     pub descriptor: String,
     pub ovf_version: OvfVersion,
     pub files: Vec<FileInfo>,
@@ -169,6 +171,7 @@ pub fn inspect(pkg: &Package, configuration: Option<&str>) -> InspectReport {
         package: PackageInfo {
             path: pkg.path.display().to_string(),
             kind: pkg.kind,
+            container: pkg.container,
             descriptor: pkg.descriptor_name.clone(),
             ovf_version: env.ovf_version,
             files,

@@ -1,14 +1,17 @@
-//! OVF/OVA packages: tar index, OVF model, manifest and certificate checks.
+//! OVF/OVA packages: archive index (tar in place; zip, tar.gz, tar.xz),
+//! OVF model, manifest and certificate checks.
 //!
 //! This crate turns a file the user downloaded into a plain description of
 //! the machine to run. It never touches KVM and never writes into a package.
 
 pub mod cert;
+pub mod container;
 pub mod disks;
 pub mod machine;
 pub mod manifest;
 pub mod model;
 pub mod package;
+mod package_files;
 pub mod tar_index;
 pub mod units;
 pub mod verify;

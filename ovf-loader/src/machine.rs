@@ -367,6 +367,9 @@ fn controller_kind(c: &Item) -> &'static str {
         20 if sub.contains("nvme") => "nvme",
         20 if sub.contains("sata") || sub.contains("ahci") => "sata",
         20 if sub.contains("virtio") => "virtio",
+        // "Other storage" without a subtype is what COT writes for SATA, and
+        // how virt-v2v reads it.
+        20 if sub.is_empty() => "sata",
         _ => "other",
     }
 }

@@ -94,8 +94,34 @@ pub struct ManifestError {
     pub message: String,
 }
 
-/// Parse a manifest; `file` names it in errors.
+/// A manifest read tolerantly: its entries, and the lines that could not
+/// be read (warnings, as virt-v2v gives them).
+#[derive(Debug, Clone, Default)]
+pub struct Parsed {
+    pub entries: Vec<ManifestEntry>,
+    pub bad_lines: Vec<ManifestError>,
+}
+
+/// Parse a manifest strictly: any bad line, or no entry at all, is an error.
 pub fn parse(file: &str, text: &[u8]) -> Result<Vec<ManifestEntry>, ManifestError> {
+    let parsed = parse_lenient(file, text)?;
+    if let Some(first) = parsed.bad_lines.into_iter().next() {
+        return Err(first);
+    }
+    if parsed.entries.is_empty() {
+        return Err(ManifestError {
+            file: file.into(),
+            line: 1,
+            message: "the manifest lists no files".into(),
+        });
+    }
+    Ok(parsed.entries)
+}
+
+/// Parse a manifest, setting bad lines aside. Errors only for what leaves
+/// the manifest's meaning unclear: not text, or one file listed twice with
+/// different digests.
+pub fn parse_lenient(file: &str, text: &[u8]) -> Result<Parsed, ManifestError> {
     let text =
         std::str::from_utf8(text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text)).map_err(|_| {
             ManifestError {
@@ -104,63 +130,75 @@ pub fn parse(file: &str, text: &[u8]) -> Result<Vec<ManifestEntry>, ManifestErro
                 message: "not UTF-8 text".into(),
             }
         })?;
-    let mut out: Vec<ManifestEntry> = Vec::new();
+    let mut out = Parsed::default();
     for (i, raw) in text.lines().enumerate() {
         let line = (i + 1) as u32;
-        let err = |message: String| ManifestError {
-            file: file.into(),
-            line,
-            message,
-        };
         let l = raw.trim();
         if l.is_empty() {
             continue;
         }
-        let open = l
-            .find('(')
-            .ok_or_else(|| err(format!("expected 'ALGORITHM(name)= digest', found '{l}'")))?;
-        let close = l
-            .rfind(")")
-            .filter(|&c| c > open)
-            .ok_or_else(|| err("missing ')' after the file name".into()))?;
-        let algorithm_name = l[..open].trim();
-        let algorithm = Algorithm::from_name(algorithm_name).ok_or_else(|| {
-            err(format!(
-                "unknown digest algorithm '{algorithm_name}' (SHA1, SHA256 and SHA512 are known)"
-            ))
-        })?;
-        let name = l[open + 1..close].to_string();
-        let rest = l[close + 1..].trim_start();
-        let digest = rest
-            .strip_prefix('=')
-            .ok_or_else(|| err("missing '=' after the file name".into()))?
-            .trim()
-            .to_ascii_lowercase();
-        if digest.len() != algorithm.hex_len() || !digest.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(err(format!(
-                "the {} digest of {name} is not {} hex digits",
-                algorithm.name(),
-                algorithm.hex_len()
-            )));
+        let entry = match parse_line(l, line) {
+            Ok(e) => e,
+            Err(message) => {
+                out.bad_lines.push(ManifestError {
+                    file: file.into(),
+                    line,
+                    message,
+                });
+                continue;
+            }
+        };
+        match out.entries.iter().find(|e| e.name == entry.name) {
+            Some(e) if e.algorithm == entry.algorithm && e.digest == entry.digest => {}
+            Some(e) => {
+                return Err(ManifestError {
+                    file: file.into(),
+                    line,
+                    message: format!(
+                        "{} is listed twice with different digests (lines {} and {line})",
+                        entry.name, e.line
+                    ),
+                })
+            }
+            None => out.entries.push(entry),
         }
-        if out.iter().any(|e| e.name == name) {
-            return Err(err(format!("{name} is listed twice")));
-        }
-        out.push(ManifestEntry {
-            algorithm,
-            name,
-            digest,
-            line,
-        });
-    }
-    if out.is_empty() {
-        return Err(ManifestError {
-            file: file.into(),
-            line: 1,
-            message: "the manifest lists no files".into(),
-        });
     }
     Ok(out)
+}
+
+/// One `ALGORITHM(name)= digest` line.
+fn parse_line(l: &str, line: u32) -> Result<ManifestEntry, String> {
+    let open = l
+        .find('(')
+        .ok_or_else(|| format!("expected 'ALGORITHM(name)= digest', found '{l}'"))?;
+    let close = l
+        .rfind(")")
+        .filter(|&c| c > open)
+        .ok_or_else(|| "missing ')' after the file name".to_string())?;
+    let algorithm_name = l[..open].trim();
+    let algorithm = Algorithm::from_name(algorithm_name).ok_or_else(|| {
+        format!("unknown digest algorithm '{algorithm_name}' (SHA1, SHA256 and SHA512 are known)")
+    })?;
+    let name = l[open + 1..close].to_string();
+    let rest = l[close + 1..].trim_start();
+    let digest = rest
+        .strip_prefix('=')
+        .ok_or_else(|| "missing '=' after the file name".to_string())?
+        .trim()
+        .to_ascii_lowercase();
+    if digest.len() != algorithm.hex_len() || !digest.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!(
+            "the {} digest of {name} is not {} hex digits",
+            algorithm.name(),
+            algorithm.hex_len()
+        ));
+    }
+    Ok(ManifestEntry {
+        algorithm,
+        name,
+        digest,
+        line,
+    })
 }
 
 /// Block size for hashing: large enough that syscalls are noise, small
@@ -237,6 +275,17 @@ mod tests {
             .contains("40 hex"));
         assert!(parse("x.mf", b"garbage").is_err());
         assert!(parse("x.mf", b"").is_err());
+    }
+
+    #[test]
+    fn lenient_parse_sets_bad_lines_aside() {
+        let text = format!("garbage here\nSHA1(a)= {}\nMD5(b)= 00\n", "0".repeat(40));
+        let p = parse_lenient("x.mf", text.as_bytes()).unwrap();
+        assert_eq!(p.entries.len(), 1);
+        assert_eq!(p.bad_lines.len(), 2);
+        assert_eq!(p.bad_lines[1].line, 3);
+        let twice = format!("SHA1(a)= {}\nSHA1(a)= {}\n", "0".repeat(40), "1".repeat(40));
+        assert!(parse_lenient("x.mf", twice.as_bytes()).is_err());
     }
 
     #[test]

@@ -1,13 +1,17 @@
-//! A package as found on disk: an `.ova` tar read in place, or an `.ovf`
-//! with its files beside it.
+//! A package as found on disk: an `.ova` archive (tar read in place; zip,
+//! tar.gz or tar.xz, see [`crate::container`]), or an `.ovf` with its files
+//! beside it (given as the `.ovf`, or as a folder holding exactly one).
 //!
 //! Everything that leaves this module names bytes by location (file, offset,
 //! length) and never copies them: members of an OVA are byte ranges of the
 //! archive. Names from the descriptor are checked here, once: no absolute
-//! paths, no `..` out of the package, no URLs.
+//! paths, no `..` out of the package, no URLs. A descriptor in a folder of
+//! the archive (`subfolder/test.ovf`) has its hrefs resolved in that folder.
 
+use crate::container::{self, Container, ContainerError};
 use crate::model::{self, DescriptorError, Envelope};
-use crate::tar_index::{self, TarError, TarMember};
+use crate::tar_index::TarMember;
+use disk_image::CacheDir;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -79,8 +83,15 @@ impl FileLocation {
 pub enum PackageError {
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },
-    #[error("{}: not a usable tar archive: {source}", path.display())]
-    Tar { path: PathBuf, source: TarError },
+    #[error("{}: {source}", path.display())]
+    Container {
+        path: PathBuf,
+        source: ContainerError,
+    },
+    #[error("{}: the folder holds no .ovf descriptor", path.display())]
+    NoDescriptorInFolder { path: PathBuf },
+    #[error("{}: the folder holds several .ovf descriptors ({names}); name the one to use", path.display())]
+    SeveralDescriptors { path: PathBuf, names: String },
     #[error("{}: the archive holds no .ovf descriptor", path.display())]
     NoDescriptor { path: PathBuf },
     #[error("{}: {name} {source}", path.display())]
@@ -103,13 +114,6 @@ pub enum PackageError {
     HrefEscapes { package: String, href: String },
     #[error("{package}: href '{href}' is a URL; ovf-run only reads files inside the package")]
     RemoteHref { package: String, href: String },
-    #[error("{package}: file '{href}' is {actual} bytes but the descriptor says {declared}")]
-    SizeMismatch {
-        package: String,
-        href: String,
-        declared: u64,
-        actual: u64,
-    },
 }
 
 pub struct Package {
@@ -121,7 +125,10 @@ pub struct Package {
     pub envelope: Envelope,
     /// Members of an OVA in archive order (empty for a folder package).
     pub members: Vec<TarMember>,
-    archive: Option<Arc<File>>,
+    /// How an OVA's members are stored (`None` for a folder package).
+    pub container: Option<Container>,
+    /// The file each member's bytes are in (parallel to `members`).
+    member_files: Vec<Arc<File>>,
     pub warnings: Vec<String>,
 }
 
@@ -129,39 +136,94 @@ pub struct Package {
 const MAX_DESCRIPTOR: u64 = crate::xml::MAX_DOCUMENT_BYTES as u64;
 
 impl Package {
+    /// Open a package; compressed archives inflate into ovf-run's cache folder.
     pub fn open(path: &Path) -> Result<Package, PackageError> {
+        Self::open_with_cache(path, &Self::default_cache())
+    }
+
+    /// Where inflated archives go: `<cache_dir>/inflated`, else the temp folder.
+    pub fn default_cache() -> CacheDir {
+        let dir = crate::cache_dir()
+            .map(|d| d.join("inflated"))
+            .unwrap_or_else(|| std::env::temp_dir().join("ovf-run"));
+        CacheDir::new(dir)
+    }
+
+    /// Open a package; `cache` receives inflated copies of compressed archives.
+    pub fn open_with_cache(path: &Path, cache: &CacheDir) -> Result<Package, PackageError> {
         let io_err = |source| PackageError::Io {
             path: path.to_path_buf(),
             source,
         };
+        if path.is_dir() {
+            return Self::open_folder(path);
+        }
         let ext = path
             .extension()
             .and_then(|e| e.to_str())
             .map(str::to_ascii_lowercase);
         let file = File::open(path).map_err(io_err)?;
-        match ext.as_deref() {
-            Some("ova") => Self::open_ova(path, file),
-            Some("ovf") | Some("xml") => Self::open_ovf(path, file),
-            _ => {
-                // Sniff: a tar header has "ustar" at 257, or at least a valid checksum.
-                let mut head = [0u8; 512];
-                if file.read_exact_at(&mut head, 0).is_ok() && &head[257..262] == b"ustar" {
-                    Self::open_ova(path, file)
-                } else if head.iter().take(64).any(|&b| b == b'<') {
-                    Self::open_ovf(path, file)
-                } else {
-                    Err(PackageError::UnknownKind(path.to_path_buf()))
-                }
+        let mut head = [0u8; 512];
+        let head_len = read_head(&file, &mut head);
+        let sniffed = container::sniff(&head[..head_len]);
+        match (ext.as_deref(), sniffed) {
+            (Some("ovf") | Some("xml"), _) => Self::open_ovf(path, file),
+            (_, Some(kind)) => Self::open_ova(path, file, kind, cache),
+            // An .ova that is none of the known containers: the tar reader says why.
+            (Some("ova"), None) => Self::open_ova(path, file, Container::Tar, cache),
+            (_, None) if head[..head_len].iter().take(64).any(|&b| b == b'<') => {
+                Self::open_ovf(path, file)
             }
+            _ => Err(PackageError::UnknownKind(path.to_path_buf())),
         }
     }
 
-    fn open_ova(path: &Path, file: File) -> Result<Package, PackageError> {
-        let members = tar_index::index(&file).map_err(|source| PackageError::Tar {
-            path: path.to_path_buf(),
+    /// A folder given as the package: the one `.ovf` inside it.
+    fn open_folder(dir: &Path) -> Result<Package, PackageError> {
+        let entries = std::fs::read_dir(dir).map_err(|source| PackageError::Io {
+            path: dir.to_path_buf(),
             source,
         })?;
-        let mut warnings = Vec::new();
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("ovf")) && p.is_file())
+            .collect();
+        found.sort();
+        match found.as_slice() {
+            [] => Err(PackageError::NoDescriptorInFolder {
+                path: dir.to_path_buf(),
+            }),
+            [one] => {
+                let file = File::open(one).map_err(|source| PackageError::Io {
+                    path: one.clone(),
+                    source,
+                })?;
+                Self::open_ovf(one, file)
+            }
+            many => Err(PackageError::SeveralDescriptors {
+                path: dir.to_path_buf(),
+                names: many
+                    .iter()
+                    .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
+    fn open_ova(
+        path: &Path,
+        file: File,
+        kind: Container,
+        cache: &CacheDir,
+    ) -> Result<Package, PackageError> {
+        let archive =
+            container::open(file, kind, cache).map_err(|source| PackageError::Container {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let members = archive.members;
+        let mut warnings = archive.notes;
         let (pos, desc) = members
             .iter()
             .enumerate()
@@ -188,7 +250,8 @@ impl Package {
             });
         }
         let mut descriptor = vec![0u8; desc.size as usize];
-        file.read_exact_at(&mut descriptor, desc.offset)
+        archive.files[pos]
+            .read_exact_at(&mut descriptor, desc.offset)
             .map_err(|source| PackageError::Io {
                 path: path.to_path_buf(),
                 source,
@@ -199,16 +262,20 @@ impl Package {
                 name: desc.name.clone(),
                 source,
             })?;
-        Ok(Package {
+        let descriptor_name = desc.name.clone();
+        let mut pkg = Package {
             path: path.to_path_buf(),
             kind: PackageKind::Ova,
-            descriptor_name: desc.name.clone(),
+            descriptor_name,
             descriptor,
             envelope,
             members,
-            archive: Some(Arc::new(file)),
+            container: Some(archive.container),
+            member_files: archive.files,
             warnings,
-        })
+        };
+        pkg.add_size_warnings();
+        Ok(pkg)
     }
 
     fn open_ovf(path: &Path, file: File) -> Result<Package, PackageError> {
@@ -240,16 +307,19 @@ impl Package {
                 name: name.clone(),
                 source,
             })?;
-        Ok(Package {
+        let mut pkg = Package {
             path: path.to_path_buf(),
             kind: PackageKind::Ovf,
             descriptor_name: name,
             descriptor,
             envelope,
             members: Vec::new(),
-            archive: None,
+            container: None,
+            member_files: Vec::new(),
             warnings: Vec::new(),
-        })
+        };
+        pkg.add_size_warnings();
+        Ok(pkg)
     }
 
     fn display(&self) -> String {
@@ -257,7 +327,7 @@ impl Package {
     }
 
     /// The folder a folder package's hrefs are relative to.
-    fn base_dir(&self) -> PathBuf {
+    pub(crate) fn base_dir(&self) -> PathBuf {
         self.path
             .parent()
             .map(Path::to_path_buf)
@@ -265,7 +335,21 @@ impl Package {
             .unwrap_or_else(|| ".".into())
     }
 
-    /// Normalise an href into a package-relative name, refusing escapes and URLs.
+    /// The descriptor's folder inside the archive (`""` at the top, and
+    /// always `""` for a folder package, whose names are relative to it).
+    pub fn descriptor_dir(&self) -> &str {
+        match self.kind {
+            PackageKind::Ova => self
+                .descriptor_name
+                .rsplit_once('/')
+                .map(|(d, _)| d)
+                .unwrap_or(""),
+            PackageKind::Ovf => "",
+        }
+    }
+
+    /// Normalise an href from the descriptor into a package name (archive
+    /// member or path beside the descriptor), refusing escapes and URLs.
     pub fn check_href(&self, href: &str) -> Result<String, PackageError> {
         if href.contains("://") || href.starts_with("http:") || href.starts_with("https:") {
             return Err(PackageError::RemoteHref {
@@ -274,86 +358,95 @@ impl Package {
             });
         }
         let href_path = href.strip_prefix("file:").unwrap_or(href);
-        let mut parts: Vec<String> = Vec::new();
-        for c in Path::new(href_path).components() {
+        self.normalise_in(self.descriptor_dir(), href_path)
+            .ok_or_else(|| PackageError::HrefEscapes {
+                package: self.display(),
+                href: href.into(),
+            })
+    }
+
+    /// `name` relative to the package folder `dir`, as a package name;
+    /// `None` when it is absolute, empty or climbs out of the package.
+    pub(crate) fn normalise_in(&self, dir: &str, name: &str) -> Option<String> {
+        let mut parts: Vec<String> = dir
+            .split('/')
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect();
+        for c in Path::new(name).components() {
             match c {
                 Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
                 Component::CurDir => {}
                 Component::ParentDir if !parts.is_empty() && self.kind == PackageKind::Ovf => {
                     parts.pop();
                 }
-                _ => {
-                    return Err(PackageError::HrefEscapes {
-                        package: self.display(),
-                        href: href.into(),
-                    })
-                }
+                _ => return None,
             }
         }
-        if parts.is_empty() {
-            return Err(PackageError::HrefEscapes {
-                package: self.display(),
-                href: href.into(),
-            });
-        }
-        Ok(parts.join("/"))
+        (!parts.is_empty()).then(|| parts.join("/"))
     }
 
-    /// Locate a file by package-relative name (a tar member or a file beside the descriptor).
+    /// Locate a file by package name (a member, or a path beside the descriptor).
     pub fn locate_name(&self, name: &str) -> Result<Option<Extent>, PackageError> {
-        let name = self.check_href(name)?;
-        match &self.archive {
-            Some(archive) => Ok(self
+        let name = self
+            .normalise_in("", name)
+            .ok_or_else(|| PackageError::HrefEscapes {
+                package: self.display(),
+                href: name.into(),
+            })?;
+        if self.kind == PackageKind::Ova {
+            return Ok(self
                 .members
                 .iter()
-                .find(|m| m.name == name)
-                .map(|m| Extent {
-                    file: archive.clone(),
+                .zip(&self.member_files)
+                .find(|(m, _)| m.name == name)
+                .map(|(m, file)| Extent {
+                    file: file.clone(),
                     path: self.path.clone(),
                     offset: m.offset,
                     len: m.size,
-                })),
-            None => {
-                let base = self.base_dir();
-                let candidate = base.join(&name);
-                let Ok(file) = File::open(&candidate) else {
-                    return Ok(None);
-                };
-                // A symlink inside the folder may still point outside it.
-                let real = candidate
-                    .canonicalize()
-                    .map_err(|source| PackageError::Io {
-                        path: candidate.clone(),
-                        source,
-                    })?;
-                let real_base = base.canonicalize().map_err(|source| PackageError::Io {
-                    path: base.clone(),
-                    source,
-                })?;
-                if !real.starts_with(&real_base) {
-                    return Err(PackageError::HrefEscapes {
-                        package: self.display(),
-                        href: name,
-                    });
-                }
-                let meta = file.metadata().map_err(|source| PackageError::Io {
-                    path: candidate.clone(),
-                    source,
-                })?;
-                if !meta.is_file() {
-                    return Ok(None);
-                }
-                Ok(Some(Extent {
-                    file: Arc::new(file),
-                    path: candidate,
-                    offset: 0,
-                    len: meta.len(),
-                }))
-            }
+                }));
         }
+        let base = self.base_dir();
+        let candidate = base.join(&name);
+        let Ok(file) = File::open(&candidate) else {
+            return Ok(None);
+        };
+        // A symlink inside the folder may still point outside it.
+        let real = candidate
+            .canonicalize()
+            .map_err(|source| PackageError::Io {
+                path: candidate.clone(),
+                source,
+            })?;
+        let real_base = base.canonicalize().map_err(|source| PackageError::Io {
+            path: base.clone(),
+            source,
+        })?;
+        if !real.starts_with(&real_base) {
+            return Err(PackageError::HrefEscapes {
+                package: self.display(),
+                href: name,
+            });
+        }
+        let meta = file.metadata().map_err(|source| PackageError::Io {
+            path: candidate.clone(),
+            source,
+        })?;
+        if !meta.is_file() {
+            return Ok(None);
+        }
+        Ok(Some(Extent {
+            file: Arc::new(file),
+            path: candidate,
+            offset: 0,
+            len: meta.len(),
+        }))
     }
 
-    /// Locate a `References/File` by id, joining chunks and checking the declared size.
+    /// Locate a `References/File` by id, joining chunks. A declared
+    /// `ovf:size` that disagrees is not an error (the real size wins, as in
+    /// virt-v2v): [`Package::open`] warns about it.
     pub fn locate(&self, id: &str) -> Result<FileLocation, PackageError> {
         let reference = self
             .envelope
@@ -384,79 +477,30 @@ impl Package {
                 extents
             }
         };
-        let location = FileLocation {
+        Ok(FileLocation {
             name,
             extents,
             gzip: reference.compression.as_deref() == Some("gzip"),
-        };
-        if let Some(declared) = reference.size {
-            if declared != location.len() {
-                return Err(PackageError::SizeMismatch {
-                    package: self.display(),
-                    href: reference.href.clone(),
-                    declared,
-                    actual: location.len(),
-                });
+        })
+    }
+
+    /// Warn about every file whose `ovf:size` is not its real size.
+    fn add_size_warnings(&mut self) {
+        let mut found = Vec::new();
+        for r in &self.envelope.references {
+            let (Some(declared), Ok(loc)) = (r.size, self.locate(&r.id)) else {
+                continue;
+            };
+            if declared != loc.len() {
+                found.push(format!(
+                    "file '{}': ovf:size says {declared} bytes but it is {} bytes; \
+                     using the real size (the descriptor's size is stale)",
+                    r.href,
+                    loc.len()
+                ));
             }
         }
-        Ok(location)
-    }
-
-    /// Names of every file in the package other than the descriptor
-    /// (members of an OVA; files referenced or conventionally beside an OVF).
-    pub fn file_names(&self) -> Vec<String> {
-        match self.kind {
-            PackageKind::Ova => self.members.iter().map(|m| m.name.clone()).collect(),
-            PackageKind::Ovf => {
-                let stem = self
-                    .path
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let mut names = vec![self.descriptor_name.clone()];
-                for ext in ["mf", "cert"] {
-                    let n = format!("{stem}.{ext}");
-                    if self.base_dir().join(&n).is_file() {
-                        names.push(n);
-                    }
-                }
-                for r in &self.envelope.references {
-                    if let Ok(name) = self.check_href(&r.href) {
-                        names.push(name);
-                    }
-                }
-                names
-            }
-        }
-    }
-
-    /// The manifest (`*.mf`) name, if the package has one.
-    pub fn manifest_name(&self) -> Option<String> {
-        self.companion("mf")
-    }
-
-    /// The signing certificate (`*.cert`) name, if the package has one.
-    pub fn certificate_name(&self) -> Option<String> {
-        self.companion("cert")
-    }
-
-    fn companion(&self, ext: &str) -> Option<String> {
-        let stem = self
-            .descriptor_name
-            .rsplit_once('.')
-            .map(|(s, _)| s)
-            .unwrap_or(&self.descriptor_name);
-        let wanted = format!("{stem}.{ext}");
-        let names = self.file_names();
-        names
-            .iter()
-            .find(|n| **n == wanted)
-            .or_else(|| {
-                names
-                    .iter()
-                    .find(|n| n.to_ascii_lowercase().ends_with(&format!(".{ext}")))
-            })
-            .cloned()
+        self.warnings.extend(found);
     }
 
     /// Read a small companion file (manifest, certificate) whole.
@@ -487,4 +531,16 @@ impl Package {
             })?;
         Ok(buf)
     }
+}
+
+/// Read up to `head.len()` bytes from the start of `file`; how many were read.
+fn read_head(file: &File, head: &mut [u8]) -> usize {
+    let mut filled = 0;
+    while filled < head.len() {
+        match file.read_at(&mut head[filled..], filled as u64) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => filled += n,
+        }
+    }
+    filled
 }

@@ -16,7 +16,7 @@ const BLOCK: u64 = 512;
 /// hundred bytes in practice).
 const MAX_META_BYTES: u64 = 1 << 20;
 /// OVAs hold a handful of files; this bounds the index.
-const MAX_MEMBERS: usize = 10_000;
+pub const MAX_MEMBERS: usize = 10_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TarMember {

@@ -5,8 +5,9 @@
 //! boot it (through `ovf_loader::disks::open_disk` and `disk-image`), so
 //! the output equals `qemu-img convert -O raw` of the disk's image file.
 //! Disks are numbered as `ovf-run inspect` prints them (0 is the boot
-//! disk). A bare image file (VMDK, qcow2, raw, or gzip of one) is accepted
-//! too.
+//! disk). Before anything is written, the disk's file is checked against
+//! the package's manifests (`--no-verify` skips that). A bare image file
+//! (VMDK, qcow2, VHD, VHDX, raw, or gzip of one) is accepted too.
 
 use super::progress::ByteProgress;
 use super::{human_bytes, open_package, EXIT_USAGE};
@@ -33,6 +34,9 @@ pub struct ExportDiskArgs {
     /// Print no progress.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Do not check the disk's digest against the package's manifests.
+    #[arg(long)]
+    pub no_verify: bool,
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -41,9 +45,11 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 fn is_package(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case("ova") || e.eq_ignore_ascii_case("ovf"))
+    path.is_dir()
+        || path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("ova") || e.eq_ignore_ascii_case("ovf"))
 }
 
 pub fn run(args: ExportDiskArgs) -> ExitCode {
@@ -123,7 +129,58 @@ fn open_package_disk(
         );
         return Err(ExitCode::from(EXIT_USAGE));
     };
-    let source = ovf_loader::disks::open_disk(&pkg, disk, cache)
+    if !args.no_verify {
+        verify_disk(&pkg, disk, args.quiet)?;
+    }
+    let (source, warnings) = ovf_loader::disks::open_disk_checked(&pkg, disk, cache)
         .map_err(|e| fail(format!("disk {} ({}): {e}", args.disk, disk.disk_id)))?;
+    for w in warnings {
+        eprintln!("ovf-run export-disk: warning: disk {}: {w}", args.disk);
+    }
     Ok((source, format!("disk {} ({})", args.disk, disk.disk_id)))
+}
+
+/// Check the disk's file(s), the descriptor and the signature against the
+/// manifests before anything is written (`--no-verify` skips this).
+fn verify_disk(
+    pkg: &ovf_loader::Package,
+    disk: &ovf_loader::machine::DiskSpec,
+    quiet: bool,
+) -> Result<(), ExitCode> {
+    let Some(file_ref) = disk.file_ref.as_deref() else {
+        return Ok(());
+    };
+    let location = pkg.locate(file_ref).map_err(fail)?;
+    let mut names = vec![location.name.clone()];
+    if location.extents.len() > 1 {
+        names.extend((0..location.extents.len()).map(|i| format!("{}.{i:09}", location.name)));
+    }
+    let bar = super::progress::ByteProgress::new();
+    let progress = |name: &str, done: u64, total: u64| {
+        if !quiet {
+            bar.update(name, done, total)
+        }
+    };
+    let opts = ovf_loader::verify::VerifyOptions {
+        progress: Some(&progress),
+        only_files: Some(&names),
+        ..Default::default()
+    };
+    let report = ovf_loader::verify::verify(pkg, &opts).map_err(fail)?;
+    bar.finish();
+    if !quiet {
+        for w in pkg.warnings.iter().chain(&report.warnings) {
+            eprintln!("ovf-run export-disk: warning: {w}");
+        }
+    }
+    if report.ok() {
+        return Ok(());
+    }
+    for p in &report.problems {
+        eprintln!("ovf-run export-disk: FAILED: {p}");
+    }
+    Err(fail(format!(
+        "{}: verification failed; nothing was written (--no-verify exports anyway)",
+        pkg.path.display()
+    )))
 }

@@ -23,6 +23,22 @@ pub fn run(args: InspectArgs) -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
+    if let Some(name) = args.configuration.as_deref() {
+        let known = &pkg.envelope.configurations;
+        if !known.iter().any(|c| c.id == name) {
+            let names: Vec<&str> = known.iter().map(|c| c.id.as_str()).collect();
+            eprintln!(
+                "ovf-run: {}: no deployment option is called '{name}' ({})",
+                args.package.display(),
+                if names.is_empty() {
+                    "the package defines none".to_string()
+                } else {
+                    format!("the package has: {}", names.join(", "))
+                }
+            );
+            return ExitCode::from(super::EXIT_USAGE);
+        }
+    }
     let mut report = inspect(&pkg, args.configuration.as_deref());
     find_boot(&pkg, &mut report);
     if args.json {
@@ -61,10 +77,13 @@ fn find_boot(pkg: &ovf_loader::Package, report: &mut InspectReport) {
     image_cache.progress = Some(std::sync::Arc::new(move |done, total| {
         p.update("decompressing", done, total)
     }));
-    let opened = ovf_loader::disks::open_disk(pkg, disk, &image_cache);
+    let opened = ovf_loader::disks::open_disk_checked(pkg, disk, &image_cache);
     progress.finish();
     let source = match opened {
-        Ok(s) => s,
+        Ok((s, warnings)) => {
+            report.warnings.extend(warnings);
+            s
+        }
         Err(e) => {
             report.boot_error = Some(format!("cannot open the boot disk {}: {e}", disk.disk_id));
             return;
@@ -91,9 +110,10 @@ fn opt(v: &Option<String>) -> &str {
 }
 
 fn print_text(r: &InspectReport) {
-    let kind = match r.package.kind {
-        ovf_loader::package::PackageKind::Ova => "OVA",
-        ovf_loader::package::PackageKind::Ovf => "OVF folder",
+    let kind = match (r.package.kind, r.package.container) {
+        (ovf_loader::package::PackageKind::Ova, Some(c)) => format!("OVA, {}", c.name()),
+        (ovf_loader::package::PackageKind::Ova, None) => "OVA".to_string(),
+        (ovf_loader::package::PackageKind::Ovf, _) => "OVF folder".to_string(),
     };
     println!(
         "Package:   {} ({kind}, OVF {}, descriptor {})",

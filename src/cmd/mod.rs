@@ -66,19 +66,35 @@ pub fn init_logging(verbose: u8) {
 }
 
 pub fn run(cli: Cli) -> ExitCode {
+    // Options given before the subcommand (`ovf-run --configuration X
+    // inspect PKG`) land in the flattened run options: hand them on.
+    let global_configuration = cli.run.configuration.clone();
     match cli.command.unwrap_or(Command::Run(cli.run)) {
         Command::Run(args) => run::run(args),
         Command::Eula(args) => print_eula(args),
-        Command::Inspect(args) => inspect::run(args),
+        Command::Inspect(mut args) => {
+            args.configuration = args.configuration.or(global_configuration);
+            inspect::run(args)
+        }
         Command::Verify(args) => verify::run(args),
         Command::Boot(args) => boot::run(args),
         Command::ExportDisk(args) => export_disk::run(args),
     }
 }
 
-/// Open a package, printing the error the way every subcommand does.
+/// Open a package, printing the error the way every subcommand does. A
+/// compressed archive (tar.gz, tar.xz) is inflated into the cache folder
+/// with a progress bar on a terminal.
 pub fn open_package(path: &std::path::Path) -> Result<ovf_loader::Package, ExitCode> {
-    ovf_loader::Package::open(path).map_err(|e| {
+    let bar = std::sync::Arc::new(progress::ByteProgress::new());
+    let mut cache = ovf_loader::Package::default_cache();
+    let b = bar.clone();
+    cache.progress = Some(std::sync::Arc::new(move |done, total| {
+        b.update("inflating the archive", done, total)
+    }));
+    let opened = ovf_loader::Package::open_with_cache(path, &cache);
+    bar.finish();
+    opened.map_err(|e| {
         eprintln!("ovf-run: {e}");
         ExitCode::FAILURE
     })

@@ -39,10 +39,12 @@ pub fn run(args: VerifyArgs) -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let report = match verify_package(&pkg, &args.trust, args.cached) {
+    let mut report = match verify_package(&pkg, &args.trust, args.cached) {
         Ok(r) => r,
         Err(code) => return code,
     };
+    // What opening the package noticed (a stale ovf:size…) belongs in the report too.
+    report.warnings.splice(0..0, pkg.warnings.iter().cloned());
     if args.json {
         println!(
             "{}",
@@ -82,6 +84,7 @@ pub fn verify_package(
             if cache.is_verified(pkg, &fingerprint) {
                 return Ok(VerifyReport {
                     manifest: None,
+                    manifests: Vec::new(),
                     files: Vec::new(),
                     certificate: None,
                     problems: Vec::new(),
@@ -96,6 +99,7 @@ pub fn verify_package(
         trust_pem,
         require_trusted: trust.require_trusted,
         progress: Some(&progress),
+        only_files: None,
     };
     let report = verify(pkg, &opts).map_err(|e| {
         eprintln!("ovf-run: {e}");
@@ -119,8 +123,10 @@ fn options_fingerprint(trust_pem: Option<&[u8]>, require_trusted: bool) -> Strin
 }
 
 fn print_table(r: &VerifyReport) {
-    if let Some(m) = &r.manifest {
-        println!("Manifest: {m}");
+    match r.manifests.as_slice() {
+        [] => {}
+        [one] => println!("Manifest: {one}"),
+        many => println!("Manifests: {}", many.join(", ")),
     }
     let width = r
         .files

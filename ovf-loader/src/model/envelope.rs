@@ -424,10 +424,15 @@ impl Ctx {
                 format!("unknown required OVF section {name} in {context}"),
             ));
         }
+        let reason = if ovf_attr(element, "required").is_some() && !is_required(element) {
+            "optional extension (ovf:required=\"false\")"
+        } else {
+            "element ovf-run does not use; it is not a required section"
+        };
         self.ignored.push(Ignored {
             context: context.into(),
             element: name,
-            reason: "optional extension (ovf:required=\"false\")".into(),
+            reason: reason.into(),
             line: element.line,
         });
         Ok(())

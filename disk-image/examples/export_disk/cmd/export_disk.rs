@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 #[derive(Args, Debug)]
 pub struct ExportDiskArgs {
-    /// The disk image to export (VMDK, qcow2, raw, or gzip of one).
+    /// The disk image to export (VMDK, qcow2, VHD, VHDX, raw, or gzip of one).
     pub image: PathBuf,
     /// Where to write the raw image (replaced if it exists).
     #[arg(short, long)]
