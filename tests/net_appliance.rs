@@ -74,6 +74,11 @@ fn published_port_serves_the_page_and_the_guest_resolves_through_passt() {
         "the host's resolver saw the guest's query:\n{ctx}"
     );
     assert!(
+        out.stdout
+            .contains("NET-TEST seccomp every thread filtered"),
+        "every thread of the monitor runs under its seccomp filter:\n{ctx}"
+    );
+    assert!(
         out.stdout.contains("NET-TEST stop passt gone"),
         "passt stopped with ovf-run:\n{ctx}"
     );

@@ -202,7 +202,13 @@ fn a_huge_skip_is_instant_and_reads_after_it_are_zeros() {
     let mem = memory();
     let mut dev = FwCfg::new(Some(mem.clone()));
     let t0 = std::time::Instant::now();
-    put_desc(&mem, 0x1000, keys::SIGNATURE as u32 | DMA_SELECT | DMA_SKIP, u32::MAX, 0);
+    put_desc(
+        &mem,
+        0x1000,
+        keys::SIGNATURE as u32 | DMA_SELECT | DMA_SKIP,
+        u32::MAX,
+        0,
+    );
     start_dma(&mut dev, 0x1000);
     assert_eq!(control_of(&mem, 0x1000), 0);
     assert!(t0.elapsed() < std::time::Duration::from_secs(1));

@@ -217,6 +217,7 @@ impl<M: UnitMap + 'static> SparseReader<M> {
             let spawned = std::thread::Builder::new()
                 .name("disk-read-ahead".into())
                 .spawn(move || {
+                    thread_filter::install_or_log(thread_filter::Kind::ReadAhead);
                     while let Ok((from, to)) = rx.recv() {
                         if stopped.load(Ordering::Relaxed) {
                             break;

@@ -55,6 +55,17 @@ if curl -s --max-time 3 -o /dev/null http://10.0.2.15:18080/; then
 fi
 say "publish loopback-only ok"
 
+# Every thread of the running monitor has its seccomp filter (docs/seccomp.md).
+unfiltered=""
+for st in /proc/$vm/task/*/status; do
+    name="$(awk '/^Name:/ {print $2}' "$st" 2>/dev/null)"
+    mode="$(awk '/^Seccomp:/ {print $2}' "$st" 2>/dev/null)"
+    [ -n "$mode" ] || continue   # the thread ended meanwhile
+    [ "$mode" = 2 ] || unfiltered="$unfiltered $name(Seccomp:$mode)"
+done
+[ -z "$unfiltered" ] || fail "seccomp threads without a filter:$unfiltered"
+say "seccomp every thread filtered: $(ls /proc/$vm/task | wc -l) threads"
+
 for _ in $(seq 150); do
     grep -q "OVF-RUN-DNS" "$work/console.log" && break
     sleep 1

@@ -124,6 +124,8 @@ pub enum VmmError {
         what: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Seccomp(#[from] thread_filter::FilterError),
     #[error("the VM failed: {reason}{}", format_tail(.last_lines))]
     Failed {
         reason: String,
@@ -146,6 +148,9 @@ fn format_tail(lines: &[String]) -> String {
 /// Run the VM until it powers off (or reboots with `no_reboot`).
 pub fn run(config: VmConfig) -> Result<ExitStatus, VmmError> {
     signals::install();
+    // Every thread the VM starts filters its own system calls; build the
+    // filters now so that a failure stops the start, not a thread later.
+    thread_filter::check()?;
     let sink = console::ConsoleSink::new(&config.console).map_err(|source| VmmError::Device {
         what: "console".into(),
         source,

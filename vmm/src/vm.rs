@@ -161,7 +161,10 @@ pub fn run_once(config: &VmConfig, sink: &ConsoleSink) -> Result<Outcome, VmmErr
         };
         let t = std::thread::Builder::new()
             .name(format!("vcpu{id}"))
-            .spawn(move || vcpu::run_loop(fd, ctx))
+            .spawn(move || {
+                thread_filter::install_or_log(thread_filter::Kind::Vcpu);
+                vcpu::run_loop(fd, ctx)
+            })
             .map_err(dev_err("vCPU thread"))?;
         threads.push(t);
     }
@@ -180,6 +183,10 @@ pub fn run_once(config: &VmConfig, sink: &ConsoleSink) -> Result<Outcome, VmmErr
 
     let waker: Subscriber = Arc::new(Mutex::new(StopWaker(stop.clone())));
     event_manager.add_subscriber(waker);
+    // From here on this thread only runs the loop, stops the VM and (after
+    // a reset) builds it again: its filter allows that much (once per
+    // thread; a rebuilt VM keeps it).
+    thread_filter::install_or_log(thread_filter::Kind::VmLoop);
     let mut deadline: Option<Instant> = None;
     while stop.reason().is_none() {
         if let Err(e) = event_manager.run_with_timeout(50) {

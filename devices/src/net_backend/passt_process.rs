@@ -80,6 +80,7 @@ impl Messages {
         let _ = std::thread::Builder::new()
             .name("passt-stderr".into())
             .spawn(move || {
+                thread_filter::install_or_log(thread_filter::Kind::PasstRelay);
                 let mut r = BufReader::new(stderr);
                 let mut line = Vec::new();
                 loop {

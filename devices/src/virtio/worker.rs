@@ -120,6 +120,7 @@ impl Worker {
         let thread = std::thread::Builder::new()
             .name(name.to_string())
             .spawn(move || {
+                thread_filter::install_or_log(thread_filter::Kind::Worker);
                 let mut em = match EventManager::<Arc<Mutex<Loop<H>>>>::new() {
                     Ok(em) => em,
                     Err(e) => {

@@ -415,7 +415,10 @@ impl NetWorker {
         let k = kill.try_clone()?;
         let thread = std::thread::Builder::new()
             .name(io.name.clone())
-            .spawn(move || io.run(k))?;
+            .spawn(move || {
+                thread_filter::install_or_log(thread_filter::Kind::NetIo);
+                io.run(k)
+            })?;
         Ok(NetWorker {
             kill,
             thread: Some(thread),

@@ -1,0 +1,130 @@
+//! Each kind's filter, installed in a child process (the test binary run
+//! again with an environment variable naming the kind), lets the child's
+//! ordinary work through and kills it with the logged message on a call no
+//! list allows.
+
+use super::*;
+use std::process::Command;
+
+const CHILD_KIND: &str = "THREAD_FILTER_TEST_KIND";
+
+fn kind_by_label(label: &str) -> Kind {
+    *Kind::ALL
+        .iter()
+        .find(|k| k.label() == label)
+        .expect("known kind")
+}
+
+/// Not a test of its own: the child's side of the tests below.
+#[test]
+fn child_side() {
+    let Ok(label) = std::env::var(CHILD_KIND) else {
+        return;
+    };
+    // SAFETY: names this thread (what the report prints).
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"test-thread".as_ptr(), 0, 0, 0) };
+    install(kind_by_label(&label)).expect("install the filter");
+    // Ordinary work passes: allocation, stdout, time, a lock.
+    let v: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+    let m = std::sync::Mutex::new(v.len());
+    println!(
+        "filter on, {} bytes, {:?}",
+        *m.lock().unwrap(),
+        std::time::Instant::now().elapsed() < std::time::Duration::from_secs(1)
+    );
+    if std::env::var("THREAD_FILTER_TEST_FORBIDDEN").is_ok() {
+        let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+        // SAFETY: uname(2) into a local buffer; the filter denies it.
+        unsafe { libc::syscall(libc::SYS_uname, &mut uts) };
+        println!("survived the forbidden call");
+    }
+}
+
+fn run_child(kind: Kind, forbidden: bool) -> std::process::Output {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        "tests::child_side",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_KIND, kind.label());
+    if forbidden {
+        cmd.env("THREAD_FILTER_TEST_FORBIDDEN", "1");
+    }
+    cmd.output().expect("run the child")
+}
+
+#[test]
+fn a_forbidden_call_kills_the_process_naming_thread_and_call() {
+    for kind in Kind::ALL {
+        let out = run_child(kind, true);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(sigsys::EXIT_STATUS),
+            "{kind:?}\n{stdout}\n{stderr}"
+        );
+        assert!(
+            stdout.contains("filter on"),
+            "{kind:?}: ordinary work passed\n{stdout}"
+        );
+        assert!(!stdout.contains("survived"), "{kind:?}\n{stdout}");
+        let expected = format!(
+            "ovf-run: seccomp: thread test-thread ({}) made the forbidden system call 63 (uname)",
+            kind.label()
+        );
+        assert!(stderr.contains(&expected), "{kind:?}\n{stderr}");
+    }
+}
+
+#[test]
+fn allowed_work_runs_to_the_end_under_every_filter() {
+    for kind in Kind::ALL {
+        let out = run_child(kind, false);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{kind:?}\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("filter on, 100000 bytes, true"), "{stdout}");
+    }
+}
+
+#[test]
+fn every_kind_compiles_and_the_name_table_is_sorted() {
+    for kind in Kind::ALL {
+        assert!(!compile(kind).unwrap().is_empty());
+    }
+    assert!(
+        lists::COMMON.contains(&libc::SYS_write) && lists::COMMON.contains(&libc::SYS_exit_group),
+        "the SIGSYS report needs write and exit_group everywhere"
+    );
+    assert_eq!(lists::syscall_name(63), "uname");
+    assert_eq!(lists::syscall_name(0), "read");
+    assert_eq!(lists::syscall_name(100_000), "unknown");
+}
+
+#[test]
+fn disabled_means_nothing_is_installed() {
+    // In this process (the test harness) the switch is only read here.
+    set_enabled(false);
+    assert!(!enabled());
+    install(Kind::Vcpu).unwrap();
+    set_enabled(true);
+    // Still unfiltered: a call no list allows works.
+    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: uname(2) into a local buffer.
+    assert_eq!(unsafe { libc::syscall(libc::SYS_uname, &mut uts) }, 0);
+}
+
+#[test]
+fn kvm_ioctl_numbers_match_linux() {
+    // From linux/kvm.h as the C preprocessor expands them on x86_64.
+    assert_eq!(lists::VCPU_IOCTLS[0], 0xae80, "KVM_RUN");
+    assert_eq!(lists::VCPU_IOCTLS[1], 0x4008_ae6a, "KVM_SET_GSI_ROUTING");
+    assert_eq!(lists::VCPU_IOCTLS[2], 0x4020_ae76, "KVM_IRQFD");
+    assert_eq!(lists::VCPU_IOCTLS[3], 0x4040_ae79, "KVM_IOEVENTFD");
+}
