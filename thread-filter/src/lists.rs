@@ -78,15 +78,39 @@ impl Kind {
         lists.concat()
     }
 
-    /// Calls allowed only with some arguments: ioctl on vCPU threads.
+    /// Calls allowed only with some arguments: ioctl on vCPU threads, and
+    /// read-only `openat` everywhere: glibc opens /proc and /sys files once
+    /// per process from whichever thread first needs them
+    /// (`/proc/sys/vm/overcommit_memory` when a thread's malloc arena first
+    /// shrinks, `/sys/devices/system/cpu/online` when it sizes its arenas),
+    /// which can be a filtered thread.
     pub fn conditional(self) -> Result<Vec<(i64, Vec<SeccompRule>)>, BackendError> {
+        let read_only_open = (libc::SYS_openat, vec![read_only_open_rule()?]);
         match self {
-            Kind::Vcpu => Ok(vec![(libc::SYS_ioctl, ioctl_rules(VCPU_IOCTLS)?)]),
-            // Rebuilding the VM after a reset needs most of KVM's ioctls.
-            Kind::VmLoop => Ok(vec![(libc::SYS_ioctl, Vec::new())]),
-            _ => Ok(Vec::new()),
+            Kind::Vcpu => Ok(vec![
+                (libc::SYS_ioctl, ioctl_rules(VCPU_IOCTLS)?),
+                read_only_open,
+            ]),
+            // Rebuilding the VM after a reset needs most of KVM's ioctls,
+            // and reads the kernel again.
+            Kind::VmLoop => Ok(vec![
+                (libc::SYS_ioctl, Vec::new()),
+                (libc::SYS_openat, Vec::new()),
+            ]),
+            _ => Ok(vec![read_only_open]),
         }
     }
+}
+
+/// `openat(dirfd, path, flags)` with flags that neither write nor create.
+fn read_only_open_rule() -> Result<SeccompRule, BackendError> {
+    let write_bits = (libc::O_ACCMODE | libc::O_CREAT | libc::O_TRUNC | libc::O_APPEND) as u64;
+    SeccompRule::new(vec![SeccompCondition::new(
+        2,
+        SeccompCmpArgLen::Dword,
+        SeccompCmpOp::MaskedEq(write_bits),
+        libc::O_RDONLY as u64,
+    )?])
 }
 
 fn ioctl_rules(numbers: &[u64]) -> Result<Vec<SeccompRule>, BackendError> {
@@ -224,7 +248,6 @@ const PASST_RELAY: &[i64] = NET_IO;
 const READ_AHEAD: &[i64] = &[libc::SYS_pread64, libc::SYS_preadv];
 
 const VM_LOOP: &[i64] = &[
-    libc::SYS_openat,
     libc::SYS_unlink,
     libc::SYS_unlinkat,
     libc::SYS_rename,

@@ -128,3 +128,38 @@ fn kvm_ioctl_numbers_match_linux() {
     assert_eq!(lists::VCPU_IOCTLS[2], 0x4020_ae76, "KVM_IRQFD");
     assert_eq!(lists::VCPU_IOCTLS[3], 0x4040_ae79, "KVM_IOEVENTFD");
 }
+
+#[test]
+fn read_only_opens_pass_and_writing_opens_are_trapped() {
+    if std::env::var(CHILD_KIND).is_ok() {
+        return;
+    }
+    for (forbidden, code) in [(false, 0), (true, sigsys::EXIT_STATUS)] {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--exact", "tests::open_child", "--nocapture"])
+            .env(
+                "THREAD_FILTER_TEST_OPEN",
+                if forbidden { "write" } else { "read" },
+            );
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{stderr}");
+        if forbidden {
+            assert!(stderr.contains("(openat)"), "{stderr}");
+        }
+    }
+}
+
+/// The child's side of the test above.
+#[test]
+fn open_child() {
+    let Ok(how) = std::env::var("THREAD_FILTER_TEST_OPEN") else {
+        return;
+    };
+    install(Kind::Worker).unwrap();
+    let read = std::fs::read_to_string("/proc/self/stat").is_ok();
+    println!("read-only open worked: {read}");
+    if how == "write" {
+        let _ = std::fs::OpenOptions::new().append(true).open("/dev/null");
+    }
+}
