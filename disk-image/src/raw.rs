@@ -60,6 +60,9 @@ impl BlockSource for ZeroSource {
         buf.fill(0);
         Ok(())
     }
+    fn data_range(&self, _offset: u64) -> io::Result<Option<(u64, u64)>> {
+        Ok(None)
+    }
 }
 
 #[cfg(test)]

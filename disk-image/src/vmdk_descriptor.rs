@@ -211,6 +211,20 @@ impl BlockSource for ExtentsSource {
         }
         Ok(())
     }
+
+    fn data_range(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        let first = self
+            .parts
+            .partition_point(|(s, _)| *s <= offset)
+            .saturating_sub(1);
+        for (start, part) in &self.parts[first..] {
+            let inner = offset.saturating_sub(*start);
+            if let Some((a, b)) = part.data_range(inner)? {
+                return Ok(Some((start + a, start + b)));
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// Open the disk a text descriptor describes.

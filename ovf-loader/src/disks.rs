@@ -118,6 +118,9 @@ impl BlockSource for BlankDisk {
         buf.fill(0);
         Ok(())
     }
+    fn data_range(&self, _offset: u64) -> io::Result<Option<(u64, u64)>> {
+        Ok(None)
+    }
 }
 
 /// Open a disk's image read-only, straight from the package.
@@ -140,10 +143,28 @@ pub fn open_disk(
         .unwrap_or_default();
     let range = PackageRange::new(pkg, location);
     let resolver = PackageExtents { pkg, dir };
+    let cache = bounded_by_capacity(cache, disk.capacity_bytes);
     Ok(disk_image::open_image(
         Box::new(range),
         None,
         &resolver,
-        cache,
+        &cache,
     )?)
+}
+
+/// A gzip-compressed disk inflates to an image of the disk: its declared
+/// capacity, plus the image format's own metadata (grain or L2 tables,
+/// headers: well under 1/64 of the capacity) and 64 MiB of slack. Known
+/// before inflating, so a small "gzip bomb" stops there, not at the cache's
+/// general limit.
+pub fn bounded_by_capacity(cache: &CacheDir, capacity: u64) -> CacheDir {
+    let allowed = capacity
+        .saturating_add(capacity / 64)
+        .saturating_add(64 << 20);
+    let mut bounded = cache.clone();
+    if allowed < bounded.max_inflated_bytes {
+        bounded.max_inflated_bytes = allowed;
+        bounded.limit_reason = "the disk's declared capacity plus room for image metadata";
+    }
+    bounded
 }

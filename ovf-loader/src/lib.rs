@@ -4,11 +4,14 @@
 //! the machine to run. It never touches KVM and never writes into a package.
 
 pub mod cert;
+pub mod chunks;
 pub mod disks;
 pub mod machine;
 pub mod manifest;
 pub mod model;
+pub mod own_files;
 pub mod package;
+pub mod regular_file;
 pub mod tar_index;
 pub mod units;
 pub mod verify;

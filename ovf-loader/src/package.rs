@@ -91,6 +91,14 @@ pub enum PackageError {
     },
     #[error("{}: not an .ova or .ovf package", .0.display())]
     UnknownKind(PathBuf),
+    #[error("{package}: chunked file '{href}': {problem}")]
+    BadChunks {
+        package: String,
+        href: String,
+        problem: String,
+    },
+    #[error("{}: is {what}, not a regular file; packages are read from regular files only", path.display())]
+    NotRegularFile { path: PathBuf, what: &'static str },
     #[error("{package}: file '{href}' (id {id}) is not in the package")]
     MissingFile {
         package: String,
@@ -138,7 +146,12 @@ impl Package {
             .extension()
             .and_then(|e| e.to_str())
             .map(str::to_ascii_lowercase);
-        let file = File::open(path).map_err(io_err)?;
+        let file = crate::regular_file::open_regular(path)
+            .map_err(io_err)?
+            .map_err(|what| PackageError::NotRegularFile {
+                path: path.to_path_buf(),
+                what,
+            })?;
         match ext.as_deref() {
             Some("ova") => Self::open_ova(path, file),
             Some("ovf") | Some("xml") => Self::open_ovf(path, file),
@@ -316,8 +329,15 @@ impl Package {
             None => {
                 let base = self.base_dir();
                 let candidate = base.join(&name);
-                let Ok(file) = File::open(&candidate) else {
-                    return Ok(None);
+                let file = match crate::regular_file::open_regular(&candidate) {
+                    Ok(Ok(file)) => file,
+                    Ok(Err(what)) => {
+                        return Err(PackageError::NotRegularFile {
+                            path: candidate,
+                            what,
+                        })
+                    }
+                    Err(_) => return Ok(None),
                 };
                 // A symlink inside the folder may still point outside it.
                 let real = candidate
@@ -370,7 +390,7 @@ impl Package {
         };
         let extents = match reference.chunk_size {
             None => vec![self.locate_name(&name)?.ok_or_else(missing)?],
-            Some(_) => {
+            Some(chunk_size) => {
                 let mut extents = Vec::new();
                 for index in 0u32.. {
                     match self.locate_name(&format!("{name}.{index:09}"))? {
@@ -381,6 +401,13 @@ impl Package {
                 if extents.is_empty() {
                     return Err(missing());
                 }
+                crate::chunks::check_chunks(
+                    &self.display(),
+                    &reference.href,
+                    chunk_size,
+                    reference.size,
+                    &extents,
+                )?;
                 extents
             }
         };
