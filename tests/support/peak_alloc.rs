@@ -82,7 +82,7 @@ pub fn measure<T>(f: impl FnOnce() -> T) -> (T, Cost) {
     )
 }
 
-/// A time bound for the build being tested: `release` as given, ten times
+/// A time bound for the build being tested: `release` as given, twenty times
 /// more for an unoptimised test build (quick-xml, zlib-rs and friends run
 /// 10-20 times slower unoptimised; the bounds catch quadratic work, which
 /// takes minutes to hours, not constant factors).
