@@ -126,6 +126,9 @@ impl<T: BlockSource + ?Sized> BlockSource for std::sync::Arc<T> {
     fn is_read_only(&self) -> bool {
         (**self).is_read_only()
     }
+    fn data_range(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        (**self).data_range(offset)
+    }
 }
 
 #[cfg(test)]

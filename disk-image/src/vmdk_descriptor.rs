@@ -359,6 +359,16 @@ impl<S: BlockSource> BlockSource for Window<S> {
         check_range(self.capacity, offset, buf.len())?;
         self.inner.read_at(buf, offset)
     }
+    fn data_range(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        if offset >= self.capacity {
+            return Ok(None);
+        }
+        Ok(self
+            .inner
+            .data_range(offset)?
+            .map(|(a, b)| (a, b.min(self.capacity)))
+            .filter(|(a, b)| a < b))
+    }
 }
 
 #[cfg(test)]

@@ -56,6 +56,21 @@ fn empty_8_tib_disks_export_quickly() {
     );
     assert_eq!(std::fs::metadata(&out).unwrap().blocks(), 0);
 
+    // A sparse raw file: its holes are found with SEEK_DATA/SEEK_HOLE.
+    let raw = dir.path().join("sparse.raw");
+    let f = std::fs::File::create(&raw).unwrap();
+    f.set_len(8 * TIB).unwrap();
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(b"data in the middle", 4 * TIB).unwrap();
+    drop(f);
+    export_quickly(&*open_path(&raw, &cache).unwrap(), &out, "8 TiB sparse raw");
+    let mut back = [0u8; 18];
+    std::fs::File::open(&out)
+        .unwrap()
+        .read_exact_at(&mut back, 4 * TIB)
+        .unwrap();
+    assert_eq!(&back, b"data in the middle");
+
     // monolithicSparse VMDK: qemu-img creates up to 2 TiB less a little.
     let vmdk = dir.path().join("empty.vmdk");
     qemu_img(&[
@@ -100,18 +115,17 @@ fn data_far_out_in_a_sparse_disk_is_exported_exactly() {
     f.write_all_at(&[0xa5; 70_000], 3 << 20).unwrap();
     f.write_all_at(&[0x3c; 4096], TIB - 8192).unwrap();
     drop(f);
-    for (fmt, name) in [("qcow2", "d.qcow2"), ("vmdk", "d.vmdk")] {
+    for (fmt, opts, name) in [
+        ("qcow2", "cluster_size=65536", "d.qcow2"),
+        ("vmdk", "subformat=monolithicSparse", "d.vmdk"),
+        ("vmdk", "subformat=twoGbMaxExtentSparse", "split.vmdk"),
+    ] {
         let img = dir.path().join(name);
-        qemu_img(&[
-            "convert",
-            "-q",
-            "-O",
-            fmt,
-            raw.to_str().unwrap(),
-            img.to_str().unwrap(),
-        ]);
+        let (src, dst) = (raw.to_str().unwrap(), img.to_str().unwrap());
+        qemu_img(&["convert", "-q", "-O", fmt, "-o", opts, src, dst]);
+        let fmt = format!("{fmt} {opts}");
         let out = dir.path().join(format!("{name}.raw"));
-        export_quickly(&*open_path(&img, &cache).unwrap(), &out, fmt);
+        export_quickly(&*open_path(&img, &cache).unwrap(), &out, &fmt);
         let got = std::fs::File::open(&out).unwrap();
         let mut buf = vec![0u8; 80_000];
         got.read_exact_at(&mut buf, 3 << 20).unwrap();

@@ -40,3 +40,16 @@ fn manifest_inputs() {
         let _ = ovf_loader::manifest::parse("fuzz.mf", &data);
     }
 }
+
+#[test]
+fn certificate_inputs() {
+    const MANIFEST: &[u8] = b"SHA256(vm.ovf)= 00\n";
+    for (path, data) in fuzz_inputs::inputs(fuzz_dir(), "certificate") {
+        let checked = ovf_loader::cert::check("fuzz.cert", &data, "vm.mf", MANIFEST, Some(&data));
+        eprintln!("{}: {:?}", path.display(), checked.as_ref().err());
+        if path.ends_with("self-signed-rsa.cert") {
+            // Signed correctly; trusted only because it is given as trust.
+            assert!(checked.is_ok(), "{checked:?}");
+        }
+    }
+}
