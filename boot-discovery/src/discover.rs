@@ -86,9 +86,9 @@ impl BootPlan {
 
 /// What a kernel image looks like, for a warning when it is not bootable.
 fn kernel_note(path: &str, k: &[u8], load: Load) -> Option<String> {
-    if load == Load::SizesOnly {
-        None
-    } else if k.len() > 0x206 && &k[0x202..0x206] == b"HdrS" {
+    // Described plans have no bytes to look at.
+    let bzimage = k.len() > 0x206 && &k[0x202..0x206] == b"HdrS";
+    if load == Load::SizesOnly || bzimage {
         None
     } else if k.starts_with(b"\x7fELF") {
         Some(format!("note: {path} is an ELF vmlinux, not a bzImage"))
