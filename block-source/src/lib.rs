@@ -28,6 +28,16 @@ pub trait BlockSource: Send + Sync {
         ))
     }
 
+    /// The first range at or after `offset` that may hold non-zero bytes,
+    /// as `(start, end)` with `offset <= start < end <= capacity()`; `None`
+    /// when everything from `offset` on reads as zeros. A hint for skipping
+    /// unallocated space (export, copies): a range may still hold zeros, and
+    /// a source that does not know says "all of the rest" (the default).
+    fn data_range(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        let end = self.capacity();
+        Ok((offset < end).then_some((offset, end)))
+    }
+
     /// Make every completed write durable.
     fn flush(&self) -> io::Result<()> {
         Ok(())
@@ -115,6 +125,9 @@ impl<T: BlockSource + ?Sized> BlockSource for std::sync::Arc<T> {
     }
     fn is_read_only(&self) -> bool {
         (**self).is_read_only()
+    }
+    fn data_range(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        (**self).data_range(offset)
     }
 }
 

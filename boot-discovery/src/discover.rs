@@ -4,16 +4,13 @@
 
 use crate::config::{bls, extlinux, grub, grubenv, BootEntry};
 use crate::error::DiscoveryError;
+use crate::load::{load_file, Load, MAX_INITRD, MAX_KERNEL};
 use crate::partition::{human_size, PartitionInfo};
 use crate::volumes::{read_anywhere, resolve_device, scan, split_device, DiskScan, Volume};
 use block_source::BlockSource;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Kernels are tens of MiB; this leaves room for debug builds.
-pub const MAX_KERNEL: u64 = 256 << 20;
-/// Initramfs images with firmware can be a few hundred MiB.
-pub const MAX_INITRD: u64 = 1 << 30;
 /// Boot loader configs are kilobytes.
 const MAX_CONFIG: u64 = 4 << 20;
 /// A BLS entry is a few lines; larger files are skipped (there may be 512).
@@ -45,9 +42,14 @@ const LINKS: [(&str, &str); 2] = [
 /// What to boot, and why.
 #[derive(Debug, Clone)]
 pub struct BootPlan {
+    /// The kernel's bytes; empty when the plan was made by [`describe`].
     pub kernel: Vec<u8>,
-    /// All of the entry's initrds, concatenated 4-byte aligned as GRUB does.
+    /// All of the entry's initrds, concatenated 4-byte aligned as GRUB does
+    /// (`Some` but empty when the plan was made by [`describe`]).
     pub initrd: Option<Vec<u8>>,
+    pub kernel_size: u64,
+    /// Total size of the initrds, 4-byte aligned between them.
+    pub initrd_size: Option<u64>,
     /// The entry's own command line, unchanged (see `cmdline::final_cmdline`).
     pub cmdline: String,
     pub kernel_path: String,
@@ -67,13 +69,11 @@ impl BootPlan {
             "entry:   \"{}\"\nkernel:  {} ({}) on {}\n",
             self.entry_title,
             self.kernel_path,
-            human_size(self.kernel.len() as u64),
+            human_size(self.kernel_size),
             self.partition
         );
-        match (&self.initrd_path, &self.initrd) {
-            (Some(p), Some(d)) => {
-                s.push_str(&format!("initrd:  {p} ({})\n", human_size(d.len() as u64)))
-            }
+        match (&self.initrd_path, self.initrd_size) {
+            (Some(p), Some(size)) => s.push_str(&format!("initrd:  {p} ({})\n", human_size(size))),
             _ => s.push_str("initrd:  none\n"),
         }
         s.push_str(&format!("cmdline: {}\nwhy:\n", self.cmdline));
@@ -85,8 +85,10 @@ impl BootPlan {
 }
 
 /// What a kernel image looks like, for a warning when it is not bootable.
-fn kernel_note(path: &str, k: &[u8]) -> Option<String> {
-    if k.len() > 0x206 && &k[0x202..0x206] == b"HdrS" {
+fn kernel_note(path: &str, k: &[u8], load: Load) -> Option<String> {
+    // Described plans have no bytes to look at.
+    let bzimage = k.len() > 0x206 && &k[0x202..0x206] == b"HdrS";
+    if load == Load::SizesOnly || bzimage {
         None
     } else if k.starts_with(b"\x7fELF") {
         Some(format!("note: {path} is an ELF vmlinux, not a bzImage"))
@@ -95,8 +97,19 @@ fn kernel_note(path: &str, k: &[u8]) -> Option<String> {
     }
 }
 
-/// Find the appliance's kernel, initrd and command line on its boot disk.
+/// Find the appliance's kernel, initrd and command line on its boot disk,
+/// and read the kernel and initrd.
 pub fn discover(disk: Arc<dyn BlockSource>) -> Result<BootPlan, DiscoveryError> {
+    plan(disk, Load::Contents)
+}
+
+/// As [`discover`], but only look up the kernel's and initrd's sizes (and
+/// check them against their caps): what `inspect` shows, in little memory.
+pub fn describe(disk: Arc<dyn BlockSource>) -> Result<BootPlan, DiscoveryError> {
+    plan(disk, Load::SizesOnly)
+}
+
+fn plan(disk: Arc<dyn BlockSource>, load: Load) -> Result<BootPlan, DiscoveryError> {
     let scan = scan(disk)?;
     let mut reasons = vec![format!(
         "partition table: {}, {} partition(s); readable filesystems: {}",
@@ -120,7 +133,7 @@ pub fn discover(disk: Arc<dyn BlockSource>) -> Result<BootPlan, DiscoveryError> 
     let mut failures: Vec<String> = Vec::new();
 
     for strategy in [from_grub, from_bls_only, from_extlinux, from_links] {
-        match strategy(&scan, &mut reasons) {
+        match strategy(&scan, load, &mut reasons) {
             Some(Ok(plan)) => return Ok(plan),
             Some(Err(e)) => {
                 reasons.push(format!("{e}; trying the next way to boot"));
@@ -195,7 +208,7 @@ fn bls_entries(v: &Volume, env: &HashMap<String, String>) -> Vec<BootEntry> {
     out.into_iter().map(|e| e.entry).collect()
 }
 
-fn from_grub(scan: &DiskScan, reasons: &mut Vec<String>) -> Attempt {
+fn from_grub(scan: &DiskScan, load: Load, reasons: &mut Vec<String>) -> Attempt {
     let (vi, cfg_path, text) = find_first(scan, &GRUB_CFGS)?;
     let vol = &scan.volumes[vi];
     let env_path = format!(
@@ -254,10 +267,10 @@ fn from_grub(scan: &DiskScan, reasons: &mut Vec<String>) -> Attempt {
         "entry \"{}\": {}",
         choice.entry.title, choice.reason
     ));
-    Some(load_entry(scan, choice.entry, Some(vi), reasons))
+    Some(load_entry(scan, choice.entry, Some(vi), load, reasons))
 }
 
-fn from_bls_only(scan: &DiskScan, reasons: &mut Vec<String>) -> Attempt {
+fn from_bls_only(scan: &DiskScan, load: Load, reasons: &mut Vec<String>) -> Attempt {
     for (i, v) in scan.volumes.iter().enumerate() {
         let env = [
             "/grub2/grubenv",
@@ -306,12 +319,12 @@ fn from_bls_only(scan: &DiskScan, reasons: &mut Vec<String>) -> Attempt {
             v.describe()
         ));
         reasons.push(format!("entry \"{}\": {why}", entry.title));
-        return Some(load_entry(scan, entry, Some(i), reasons));
+        return Some(load_entry(scan, entry, Some(i), load, reasons));
     }
     None
 }
 
-fn from_extlinux(scan: &DiskScan, reasons: &mut Vec<String>) -> Attempt {
+fn from_extlinux(scan: &DiskScan, load: Load, reasons: &mut Vec<String>) -> Attempt {
     let (vi, path, text) = find_first(scan, &EXTLINUX_CFGS)?;
     let (entries, default) = extlinux::parse(&text);
     let Some((idx, why)) = default else {
@@ -337,18 +350,30 @@ fn from_extlinux(scan: &DiskScan, reasons: &mut Vec<String>) -> Attempt {
         scan.volumes[vi].describe()
     ));
     reasons.push(format!("entry \"{}\": {why}", entry.title));
-    Some(load_entry(scan, &entry, Some(vi), reasons))
+    Some(load_entry(scan, &entry, Some(vi), load, reasons))
 }
 
 /// Last resort: Debian's `/vmlinuz` and `/initrd.img` links. The command
 /// line is then made up: `root=` names the filesystem that holds `/etc`.
-fn from_links(scan: &DiskScan, reasons: &mut Vec<String>) -> Attempt {
+fn from_links(scan: &DiskScan, load: Load, reasons: &mut Vec<String>) -> Attempt {
+    let mut refused = None;
     for (i, v) in scan.volumes.iter().enumerate() {
         for (k, ird) in LINKS {
-            let Ok(Some(kernel)) = v.fs.read_file(k, MAX_KERNEL) else {
-                continue;
+            let loaded = load_file(&*v.fs, k, MAX_KERNEL, load).and_then(|kernel| {
+                let initrd = kernel
+                    .as_ref()
+                    .map(|_| load_file(&*v.fs, ird, MAX_INITRD, load))
+                    .transpose()?;
+                Ok(kernel.map(|k| (k, initrd.flatten())))
+            });
+            let (kernel, initrd) = match loaded {
+                Ok(Some(found)) => found,
+                Ok(None) => continue,
+                Err(e) => {
+                    refused = Some(format!("{k} link on {}: {e}", v.describe()));
+                    continue;
+                }
             };
-            let initrd = v.fs.read_file(ird, MAX_INITRD).ok().flatten();
             let root = scan
                 .volumes
                 .iter()
@@ -367,7 +392,7 @@ fn from_links(scan: &DiskScan, reasons: &mut Vec<String>) -> Attempt {
                 "made up the command line \"{cmdline}\": root is {}, which holds /etc/fstab",
                 root.describe()
             ));
-            reasons.extend(kernel_note(k, &kernel));
+            reasons.extend(kernel_note(k, &kernel.bytes, load));
             let target = v.fs.read_link(k).ok().flatten();
             return Some(Ok(BootPlan {
                 cmdline,
@@ -375,15 +400,17 @@ fn from_links(scan: &DiskScan, reasons: &mut Vec<String>) -> Attempt {
                     .map(|t| format!("{k} -> {t}"))
                     .unwrap_or_else(|| k.to_string()),
                 initrd_path: initrd.as_ref().map(|_| ird.to_string()),
-                kernel,
-                initrd,
+                kernel_size: kernel.size,
+                kernel: kernel.bytes,
+                initrd_size: initrd.as_ref().map(|i| i.size),
+                initrd: initrd.map(|i| i.bytes),
                 partition: scan.volumes[i].info.clone(),
                 entry_title: format!("{k} link"),
                 reasons: std::mem::take(reasons),
             }));
         }
     }
-    None
+    refused.map(Err)
 }
 
 /// Shell-style glob with `*` and `?` (loader.conf's `default`).
@@ -414,6 +441,7 @@ fn load_entry(
     scan: &DiskScan,
     e: &BootEntry,
     cfg_vol: Option<usize>,
+    load: Load,
     reasons: &mut Vec<String>,
 ) -> Result<BootPlan, String> {
     let pick = |path: &str| -> (Option<usize>, String) {
@@ -425,46 +453,62 @@ fn load_entry(
         (vol, p.to_string())
     };
     let (kvol, kpath) = pick(&e.kernel);
-    let (ki, kernel, note) = read_anywhere(&scan.volumes, kvol, &kpath, MAX_KERNEL)
+    let (ki, kernel, note) = read_anywhere(&scan.volumes, kvol, &kpath, MAX_KERNEL, load)
         .map_err(|err| format!("entry \"{}\": kernel {}: {err}", e.title, e.kernel))?;
     reasons.extend(note);
     reasons.push(format!(
-        "kernel {kpath} ({}) read from {}",
-        human_size(kernel.len() as u64),
+        "kernel {kpath} ({}) {} {}",
+        human_size(kernel.size),
+        if load == Load::Contents {
+            "read from"
+        } else {
+            "found on"
+        },
         scan.volumes[ki].describe()
     ));
-    let mut initrd: Option<Vec<u8>> = None;
+    let mut initrd: Option<(u64, Vec<u8>)> = None;
     let mut paths = Vec::new();
     for ird in &e.initrds {
         let (ivol, ipath) = pick(ird);
-        let (ii, data, note) = read_anywhere(&scan.volumes, ivol.or(Some(ki)), &ipath, MAX_INITRD)
-            .map_err(|err| format!("entry \"{}\": initrd {ird}: {err}", e.title))?;
+        let (ii, data, note) =
+            read_anywhere(&scan.volumes, ivol.or(Some(ki)), &ipath, MAX_INITRD, load)
+                .map_err(|err| format!("entry \"{}\": initrd {ird}: {err}", e.title))?;
         reasons.extend(note);
         reasons.push(format!(
-            "initrd {ipath} ({}) read from {}",
-            human_size(data.len() as u64),
+            "initrd {ipath} ({}) {} {}",
+            human_size(data.size),
+            if load == Load::Contents {
+                "read from"
+            } else {
+                "found on"
+            },
             scan.volumes[ii].describe()
         ));
-        let Some(buf) = initrd.as_mut() else {
+        paths.push(ipath);
+        let Some((size, buf)) = initrd.as_mut() else {
             // The usual single initrd is moved, not copied: it can be 100 MiB.
-            initrd = Some(data);
-            paths.push(ipath);
+            initrd = Some((data.size, data.bytes));
             continue;
         };
-        if (buf.len() as u64 + data.len() as u64) > MAX_INITRD {
+        let total = size.next_multiple_of(4) + data.size;
+        if total > MAX_INITRD {
             return Err(format!(
                 "entry \"{}\": initrds together exceed {}",
                 e.title,
                 human_size(MAX_INITRD)
             ));
         }
-        buf.resize(buf.len().next_multiple_of(4), 0);
-        buf.extend_from_slice(&data);
-        paths.push(ipath);
+        *size = total;
+        if load == Load::Contents {
+            buf.resize(buf.len().next_multiple_of(4), 0);
+            buf.extend_from_slice(&data.bytes);
+        }
     }
     Ok(BootPlan {
-        kernel,
-        initrd,
+        kernel_size: kernel.size,
+        kernel: kernel.bytes,
+        initrd_size: initrd.as_ref().map(|(size, _)| *size),
+        initrd: initrd.map(|(_, bytes)| bytes),
         cmdline: e.args.clone(),
         kernel_path: kpath,
         initrd_path: (!paths.is_empty()).then(|| paths.join(" ")),

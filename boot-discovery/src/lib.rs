@@ -20,6 +20,7 @@ pub mod config;
 mod discover;
 pub mod error;
 pub mod fs;
+pub mod load;
 pub mod lvm;
 pub mod partition;
 pub mod view;
@@ -27,6 +28,7 @@ pub mod volumes;
 
 pub use block_source::BlockSource;
 pub use cmdline::{final_cmdline, serial_cmdline, CmdlineOverride, SERIAL_CONSOLE};
-pub use discover::{discover, BootPlan, MAX_INITRD, MAX_KERNEL};
+pub use discover::{describe, discover, BootPlan};
 pub use error::DiscoveryError;
+pub use load::{Load, MAX_INITRD, MAX_KERNEL};
 pub use partition::{PartitionInfo, TableKind};

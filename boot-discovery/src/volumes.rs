@@ -3,6 +3,7 @@
 
 use crate::error::{DiscoveryError, FsError};
 use crate::fs::{probe, BootFs, Probe};
+use crate::load::{load_file, Load, Loaded};
 use crate::lvm;
 use crate::partition::{read_layout, DiskLayout, PartitionInfo, PartitionType};
 use crate::view::RegionView;
@@ -201,7 +202,8 @@ pub fn read_anywhere(
     first: Option<usize>,
     path: &str,
     max: u64,
-) -> Result<(usize, Vec<u8>, Option<String>), FsError> {
+    load: Load,
+) -> Result<(usize, Loaded, Option<String>), FsError> {
     let alt = match path.strip_prefix("/boot/") {
         Some(rest) => format!("/{rest}"),
         None => format!("/boot{path}"),
@@ -211,7 +213,7 @@ pub fn read_anywhere(
     let mut last_err = None;
     for (k, &i) in order.iter().enumerate() {
         for (j, p) in [path, alt.as_str()].iter().enumerate() {
-            match volumes[i].fs.read_file(p, max) {
+            match load_file(&*volumes[i].fs, p, max, load) {
                 Ok(Some(data)) => {
                     let note = (k > 0 || j > 0).then(|| {
                         format!(

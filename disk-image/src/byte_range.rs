@@ -32,6 +32,14 @@ pub trait ByteRange: Send + Sync {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The first range at or after `offset` that may hold non-zero bytes,
+    /// `None` when the rest is known to be zeros (holes of a sparse file);
+    /// the default knows nothing and says "all of the rest".
+    fn data_range(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        let end = self.len();
+        Ok((offset < end).then_some((offset, end)))
+    }
 }
 
 fn past_end(name: &str, offset: u64, len: usize, total: u64) -> io::Error {
@@ -124,6 +132,33 @@ impl ByteRange for FileRange {
 
     fn name(&self) -> String {
         self.name.clone()
+    }
+
+    /// Holes of the file, as `lseek(SEEK_DATA/SEEK_HOLE)` reports them
+    /// (the descriptor's position is not used: every read is a `pread`).
+    fn data_range(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        use std::os::fd::AsRawFd;
+        if offset >= self.len {
+            return Ok(None);
+        }
+        let fd = self.file.as_raw_fd();
+        let seek = |from: u64, whence| -> Option<u64> {
+            // SAFETY: lseek on a descriptor this range owns a handle to.
+            let at = unsafe { libc::lseek(fd, (self.offset + from) as libc::off_t, whence) };
+            (at >= 0).then(|| (at as u64).saturating_sub(self.offset))
+        };
+        let Some(start) = seek(offset, libc::SEEK_DATA) else {
+            // ENXIO: no data after `offset`; any other error: assume data.
+            let enxio = io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO);
+            return Ok((!enxio).then_some((offset, self.len)));
+        };
+        if start >= self.len {
+            return Ok(None);
+        }
+        let end = seek(start, libc::SEEK_HOLE)
+            .unwrap_or(self.len)
+            .min(self.len);
+        Ok(Some((start, end.max(start + 1))))
     }
 }
 
@@ -235,6 +270,9 @@ impl<T: ByteRange + ?Sized> ByteRange for Box<T> {
     fn name(&self) -> String {
         (**self).name()
     }
+    fn data_range(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        (**self).data_range(offset)
+    }
 }
 
 impl<T: ByteRange + ?Sized> ByteRange for Arc<T> {
@@ -246,6 +284,9 @@ impl<T: ByteRange + ?Sized> ByteRange for Arc<T> {
     }
     fn name(&self) -> String {
         (**self).name()
+    }
+    fn data_range(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        (**self).data_range(offset)
     }
 }
 

@@ -55,6 +55,7 @@ pub fn export_raw(
         .suffix(".partial")
         .tempfile_in(dir)
         .map_err(|e| DiskError::local(path, "cannot create the output image", e))?;
+    let _cleanup = crate::partial_cleanup::PartialGuard::new(tmp.path());
     write_sparse(source, tmp.as_file(), path, progress)?;
     tmp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(0o644))
@@ -64,6 +65,8 @@ pub fn export_raw(
     Ok(())
 }
 
+/// Copy the ranges the source reports as possibly holding data; the rest
+/// stays a hole of the output (sized up front), never read or written.
 fn write_sparse(
     source: &dyn BlockSource,
     out: &File,
@@ -76,18 +79,61 @@ fn write_sparse(
     let mut buf = vec![0u8; STEP];
     let mut done = 0u64;
     while done < total {
-        let n = ((total - done) as usize).min(STEP);
-        let chunk = &mut buf[..n];
-        source.read_at(chunk, done).map_err(|e| {
+        let read_err = |e: io::Error| {
             DiskError::local(path, format!("reading the disk at offset {done} failed"), e)
-        })?;
-        for (i, block) in chunk.chunks(HOLE).enumerate() {
-            if !is_zero(block) {
-                let at = done + (i * HOLE) as u64;
-                out.write_all_at(block, at)
-                    .map_err(|e| DiskError::local(path, "cannot write the output image", e))?;
-            }
+        };
+        let Some((start, end)) = source.data_range(done).map_err(read_err)? else {
+            break;
+        };
+        let start = start.max(done);
+        let n = (end.min(total).saturating_sub(start) as usize).min(STEP);
+        if n == 0 {
+            // A source must not report an empty range; read plainly.
+            return write_dense_from(source, out, path, done, &mut buf, progress);
         }
+        copy_nonzero(source, out, path, start, &mut buf[..n])?;
+        done = start + n as u64;
+        progress(done, total);
+    }
+    progress(total, total);
+    out.sync_all()
+        .map_err(|e| DiskError::local(path, "cannot sync the output image", e))
+}
+
+/// Read `chunk.len()` bytes at `at` and write the blocks that are not all zero.
+fn copy_nonzero(
+    source: &dyn BlockSource,
+    out: &File,
+    path: &Path,
+    at: u64,
+    chunk: &mut [u8],
+) -> Result<(), DiskError> {
+    source.read_at(chunk, at).map_err(|e| {
+        DiskError::local(path, format!("reading the disk at offset {at} failed"), e)
+    })?;
+    for (i, block) in chunk.chunks(HOLE).enumerate() {
+        if !is_zero(block) {
+            out.write_all_at(block, at + (i * HOLE) as u64)
+                .map_err(|e| DiskError::local(path, "cannot write the output image", e))?;
+        }
+    }
+    Ok(())
+}
+
+/// The plain copy from `done` to the end, for a source whose ranges
+/// cannot be trusted.
+fn write_dense_from(
+    source: &dyn BlockSource,
+    out: &File,
+    path: &Path,
+    mut done: u64,
+    buf: &mut [u8],
+    progress: &dyn Fn(u64, u64),
+) -> Result<(), DiskError> {
+    let total = source.capacity();
+    while done < total {
+        let n = ((total - done) as usize).min(buf.len());
+        copy_nonzero(source, out, path, done, &mut buf[..n])?;
         done += n as u64;
         progress(done, total);
     }

@@ -24,6 +24,8 @@ pub struct CacheDir {
     pub progress: Option<ProgressFn>,
     /// Refuse gzip streams that inflate beyond this (a "gzip bomb").
     pub max_inflated_bytes: u64,
+    /// Where `max_inflated_bytes` comes from, for the error message.
+    pub limit_reason: &'static str,
 }
 
 impl CacheDir {
@@ -32,6 +34,7 @@ impl CacheDir {
             dir: dir.into(),
             progress: None,
             max_inflated_bytes: 4 << 40,
+            limit_reason: "ovf-run's limit for a decompressed image",
         }
     }
 
@@ -112,8 +115,8 @@ pub fn inflate_to_cache(input: &dyn ByteRange, cache: &CacheDir) -> Result<FileR
                 "gzip",
                 written,
                 format!(
-                    "inflates to more than the {} byte limit",
-                    cache.max_inflated_bytes
+                    "inflates to more than {} bytes, {}; refused (a gzip bomb, or not this disk's image)",
+                    cache.max_inflated_bytes, cache.limit_reason
                 ),
             ));
         }

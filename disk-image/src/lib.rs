@@ -11,12 +11,14 @@
 //! panic or an unbounded allocation.
 
 pub mod byte_range;
+mod data_ranges;
 pub mod error;
 pub mod export;
 mod grain_cache;
 pub mod gzip;
 pub mod inflate;
 pub mod overlay;
+mod partial_cleanup;
 pub mod qcow2;
 pub mod raw;
 pub mod sparse_reader;

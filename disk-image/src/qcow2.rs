@@ -230,6 +230,16 @@ impl UnitMap for Qcow2Map {
         self.capacity
     }
 
+    fn zero_span(&self, cluster: u64) -> u64 {
+        let per_l2 = 1u64 << (self.cluster_bits - 3);
+        let t = (cluster / per_l2) as usize;
+        if self.l1.get(t).copied().unwrap_or(0) == 0 {
+            per_l2 - cluster % per_l2
+        } else {
+            0
+        }
+    }
+
     fn locate(&self, cluster: u64) -> Result<Unit, DiskError> {
         let per_l2 = 1u64 << (self.cluster_bits - 3);
         let t = (cluster / per_l2) as usize;

@@ -43,6 +43,18 @@ impl BlockSource for RawSource {
         check_range(self.capacity, offset, buf.len())?;
         self.range.read_at(buf, self.offset + offset)
     }
+
+    fn data_range(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        if offset >= self.capacity {
+            return Ok(None);
+        }
+        let window = |at: u64| at.saturating_sub(self.offset).min(self.capacity);
+        Ok(self
+            .range
+            .data_range(self.offset + offset)?
+            .map(|(a, b)| (window(a).max(offset), window(b)))
+            .filter(|(a, b)| a < b))
+    }
 }
 
 /// A disk of `capacity` zero bytes (VMDK `ZERO` extents).
@@ -59,6 +71,9 @@ impl BlockSource for ZeroSource {
         check_range(self.capacity, offset, buf.len())?;
         buf.fill(0);
         Ok(())
+    }
+    fn data_range(&self, _offset: u64) -> io::Result<Option<(u64, u64)>> {
+        Ok(None)
     }
 }
 

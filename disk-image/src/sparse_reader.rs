@@ -48,6 +48,12 @@ pub trait UnitMap: Send + Sync {
         stored: &[u8],
         out: &mut [u8],
     ) -> Result<(), DiskError>;
+    /// How many units from `index` on are known to read as zeros without
+    /// looking at each (a missing grain table or L2 table covers a whole
+    /// span); 0 when unit `index` must be located to know.
+    fn zero_span(&self, _index: u64) -> u64 {
+        0
+    }
     /// Whether any unit may be compressed; when not, sequential reads
     /// start no read-ahead thread (plain `pread`s gain nothing from it).
     fn may_compress(&self) -> bool {
@@ -512,5 +518,9 @@ impl<M: UnitMap + 'static> BlockSource for SparseReader<M> {
         check_range(self.inner.map.capacity(), offset, buf.len())?;
         self.read_ahead(offset, buf.len() as u64);
         self.inner.read_into(buf, offset).map_err(io::Error::from)
+    }
+
+    fn data_range(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        crate::data_ranges::sparse_data_range(&self.inner.map, offset)
     }
 }

@@ -211,6 +211,20 @@ impl BlockSource for ExtentsSource {
         }
         Ok(())
     }
+
+    fn data_range(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        let first = self
+            .parts
+            .partition_point(|(s, _)| *s <= offset)
+            .saturating_sub(1);
+        for (start, part) in &self.parts[first..] {
+            let inner = offset.saturating_sub(*start);
+            if let Some((a, b)) = part.data_range(inner)? {
+                return Ok(Some((start + a, start + b)));
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// Open the disk a text descriptor describes.
@@ -344,6 +358,16 @@ impl<S: BlockSource> BlockSource for Window<S> {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         check_range(self.capacity, offset, buf.len())?;
         self.inner.read_at(buf, offset)
+    }
+    fn data_range(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        if offset >= self.capacity {
+            return Ok(None);
+        }
+        Ok(self
+            .inner
+            .data_range(offset)?
+            .map(|(a, b)| (a, b.min(self.capacity)))
+            .filter(|(a, b)| a < b))
     }
 }
 

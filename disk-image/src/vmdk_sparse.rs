@@ -371,6 +371,32 @@ impl UnitMap for SparseMap {
         self.header.compressed()
     }
 
+    fn zero_span(&self, grain: u64) -> u64 {
+        match &self.index {
+            GrainIndex::Tables { gd, gts } => {
+                let n = (self.header.num_gtes as u64).max(1);
+                let t = (grain / n) as usize;
+                if gd.get(t).copied().unwrap_or(0) == 0 {
+                    return n - grain % n;
+                }
+                // Unallocated entries of a present table (qemu-img and
+                // VMware preallocate every table): counted in one pass.
+                let Ok(gt) = self.table(t, gd, gts) else {
+                    return 0;
+                };
+                let zeroed = self.header.flags & FLAG_ZEROED_GTE != 0;
+                gt[(grain % n) as usize..]
+                    .iter()
+                    .take_while(|&&e| e == 0 || (e == 1 && zeroed))
+                    .count() as u64
+            }
+            GrainIndex::Scanned(found) => match found.binary_search_by_key(&grain, |&(g, _)| g) {
+                Ok(_) => 0,
+                Err(i) => found.get(i).map_or(u64::MAX - grain, |&(g, _)| g - grain),
+            },
+        }
+    }
+
     fn locate(&self, grain: u64) -> Result<Unit, DiskError> {
         let entry = match &self.index {
             GrainIndex::Tables { gd, gts } => {

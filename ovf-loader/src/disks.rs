@@ -118,6 +118,9 @@ impl BlockSource for BlankDisk {
         buf.fill(0);
         Ok(())
     }
+    fn data_range(&self, _offset: u64) -> io::Result<Option<(u64, u64)>> {
+        Ok(None)
+    }
 }
 
 /// Open a disk's image read-only, straight from the package.
@@ -158,8 +161,9 @@ pub fn open_disk_checked(
         .unwrap_or_default();
     let range = PackageRange::new(pkg, location);
     let resolver = PackageExtents { pkg, dir };
+    let cache = bounded_by_capacity(cache, disk.capacity_bytes);
     let opened =
-        disk_image::open_declared(Box::new(range), disk.format.as_deref(), &resolver, cache)?;
+        disk_image::open_declared(Box::new(range), disk.format.as_deref(), &resolver, &cache)?;
     let mut warnings = opened.warnings;
     let capacity = opened.source.capacity();
     if disk.capacity_bytes != 0 && disk.capacity_bytes != capacity {
@@ -172,4 +176,25 @@ pub fn open_disk_checked(
         ));
     }
     Ok((opened.source, warnings))
+}
+
+/// A gzip-compressed disk inflates to an image of the disk: its declared
+/// capacity, plus the image format's own metadata (grain or L2 tables,
+/// headers: well under 1/64 of the capacity) and 64 MiB of slack. Known
+/// before inflating, so a small "gzip bomb" stops there, not at the cache's
+/// general limit.
+pub fn bounded_by_capacity(cache: &CacheDir, capacity: u64) -> CacheDir {
+    if capacity == 0 {
+        // Not declared: only the cache's general limit applies.
+        return cache.clone();
+    }
+    let allowed = capacity
+        .saturating_add(capacity / 64)
+        .saturating_add(64 << 20);
+    let mut bounded = cache.clone();
+    if allowed < bounded.max_inflated_bytes {
+        bounded.max_inflated_bytes = allowed;
+        bounded.limit_reason = "the disk's declared capacity plus room for image metadata";
+    }
+    bounded
 }

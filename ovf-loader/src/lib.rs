@@ -5,13 +5,16 @@
 //! the machine to run. It never touches KVM and never writes into a package.
 
 pub mod cert;
+pub mod chunks;
 pub mod container;
 pub mod disks;
 pub mod machine;
 pub mod manifest;
 pub mod model;
+pub mod own_files;
 pub mod package;
 mod package_files;
+pub mod regular_file;
 pub mod tar_index;
 pub mod units;
 pub mod verify;

@@ -102,6 +102,14 @@ pub enum PackageError {
     },
     #[error("{}: not an .ova or .ovf package", .0.display())]
     UnknownKind(PathBuf),
+    #[error("{package}: chunked file '{href}': {problem}")]
+    BadChunks {
+        package: String,
+        href: String,
+        problem: String,
+    },
+    #[error("{}: is {what}, not a regular file; packages are read from regular files only", path.display())]
+    NotRegularFile { path: PathBuf, what: &'static str },
     #[error("{package}: file '{href}' (id {id}) is not in the package")]
     MissingFile {
         package: String,
@@ -162,7 +170,13 @@ impl Package {
             .extension()
             .and_then(|e| e.to_str())
             .map(str::to_ascii_lowercase);
-        let file = File::open(path).map_err(io_err)?;
+        // Refused before any read: a FIFO or device would block or never end.
+        let file = crate::regular_file::open_regular(path)
+            .map_err(io_err)?
+            .map_err(|what| PackageError::NotRegularFile {
+                path: path.to_path_buf(),
+                what,
+            })?;
         let mut head = [0u8; 512];
         let head_len = read_head(&file, &mut head);
         let sniffed = container::sniff(&head[..head_len]);
@@ -194,10 +208,15 @@ impl Package {
                 path: dir.to_path_buf(),
             }),
             [one] => {
-                let file = File::open(one).map_err(|source| PackageError::Io {
-                    path: one.clone(),
-                    source,
-                })?;
+                let file = crate::regular_file::open_regular(one)
+                    .map_err(|source| PackageError::Io {
+                        path: one.clone(),
+                        source,
+                    })?
+                    .map_err(|what| PackageError::NotRegularFile {
+                        path: one.clone(),
+                        what,
+                    })?;
                 Self::open_ovf(one, file)
             }
             many => Err(PackageError::SeveralDescriptors {
@@ -409,8 +428,15 @@ impl Package {
         }
         let base = self.base_dir();
         let candidate = base.join(&name);
-        let Ok(file) = File::open(&candidate) else {
-            return Ok(None);
+        let file = match crate::regular_file::open_regular(&candidate) {
+            Ok(Ok(file)) => file,
+            Ok(Err(what)) => {
+                return Err(PackageError::NotRegularFile {
+                    path: candidate,
+                    what,
+                })
+            }
+            Err(_) => return Ok(None),
         };
         // A symlink inside the folder may still point outside it.
         let real = candidate
@@ -463,7 +489,7 @@ impl Package {
         };
         let extents = match reference.chunk_size {
             None => vec![self.locate_name(&name)?.ok_or_else(missing)?],
-            Some(_) => {
+            Some(chunk_size) => {
                 let mut extents = Vec::new();
                 for index in 0u32.. {
                     match self.locate_name(&format!("{name}.{index:09}"))? {
@@ -474,6 +500,13 @@ impl Package {
                 if extents.is_empty() {
                     return Err(missing());
                 }
+                crate::chunks::check_chunks(
+                    &self.display(),
+                    &reference.href,
+                    chunk_size,
+                    reference.size,
+                    &extents,
+                )?;
                 extents
             }
         };

@@ -1,11 +1,15 @@
 //! Remembers verified packages so the next start does not hash gigabytes
-//! again. A package is identified by device, inode, size and modification
-//! time of every file it is made of (one `.ova`, or an `.ovf` and its
-//! files): any change to any of them, or different trust options, misses.
+//! again. A package is identified by device, inode, size, modification and
+//! change time of every file it is made of (one `.ova`, or an `.ovf` and
+//! its files and chunks), plus a SHA-256 of three 64 KiB samples of each
+//! (start, middle, end): any change to any of them, or different trust
+//! options, misses. The change time (ctime) cannot be set back by a user,
+//! so bytes changed with the mtime put back (`touch -d`) are caught; the
+//! samples catch a file swapped in by a filesystem that keeps times.
 
 use crate::package::Package;
 use sha2::{Digest, Sha256};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 pub struct VerifyCache {
@@ -28,22 +32,23 @@ impl VerifyCache {
 
     /// The identity of the package's files and of the options that decided trust.
     pub fn key(pkg: &Package, options_fingerprint: &str) -> Option<String> {
-        let mut paths = vec![pkg.path.clone()];
-        if pkg.kind == crate::package::PackageKind::Ovf {
-            let base = pkg.path.parent().unwrap_or(Path::new("."));
-            paths.extend(pkg.file_names().into_iter().map(|n| base.join(n)));
-        }
         let mut key = format!("options={options_fingerprint}\n");
-        for p in paths {
-            let m = std::fs::metadata(&p).ok()?;
+        for p in crate::own_files::package_files(pkg) {
+            let Ok(m) = std::fs::metadata(&p) else {
+                key.push_str(&format!("{} missing\n", p.display()));
+                continue;
+            };
             key.push_str(&format!(
-                "{} dev={} ino={} size={} mtime={}.{}\n",
+                "{} dev={} ino={} size={} mtime={}.{} ctime={}.{} sample={}\n",
                 p.display(),
                 m.dev(),
                 m.ino(),
                 m.size(),
                 m.mtime(),
-                m.mtime_nsec()
+                m.mtime_nsec(),
+                m.ctime(),
+                m.ctime_nsec(),
+                sample_digest(&p, m.size())?
             ));
         }
         Some(key)
@@ -77,4 +82,20 @@ impl VerifyCache {
             let _ = std::fs::rename(&tmp, &path);
         }
     }
+}
+
+/// Bytes hashed at each of a file's three sample places.
+const SAMPLE: u64 = 64 << 10;
+
+/// SHA-256 of the first, middle and last 64 KiB of a regular file.
+fn sample_digest(path: &Path, size: u64) -> Option<String> {
+    let file = crate::regular_file::open_regular(path).ok()?.ok()?;
+    let mut hash = Sha256::new();
+    let mut buf = vec![0u8; SAMPLE as usize];
+    for at in [0, size / 2, size.saturating_sub(SAMPLE)] {
+        let n = SAMPLE.min(size.saturating_sub(at)) as usize;
+        file.read_exact_at(&mut buf[..n], at).ok()?;
+        hash.update(&buf[..n]);
+    }
+    Some(hex::encode(hash.finalize()))
 }

@@ -10,6 +10,9 @@
 //! and `<Content xsi:type="ovf:VirtualSystem_Type">` is normalised here to the
 //! named form (`DiskSection`, `VirtualSystem`), so the model sees one shape.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
@@ -17,7 +20,16 @@ use quick_xml::NsReader;
 /// Largest descriptor accepted. Real ones are at most a few hundred KiB.
 pub const MAX_DOCUMENT_BYTES: usize = 32 << 20;
 const MAX_DEPTH: usize = 128;
-const MAX_ELEMENTS: usize = 500_000;
+/// Element and attribute caps. The largest descriptors in the corpus
+/// (a vCenter appliance, a nested-ESXi template) have about 1 400 elements,
+/// 700 attributes and at most 9 attributes on one element; the caps leave a
+/// wide margin and bound the tree to some tens of MB whatever the input.
+const MAX_ELEMENTS: usize = 100_000;
+const MAX_ATTRIBUTES: usize = 100_000;
+const MAX_ATTRIBUTES_PER_ELEMENT: usize = 256;
+/// Namespace declarations in the whole document, and the longest URI.
+const MAX_NAMESPACE_DECLARATIONS: usize = 1_000;
+const MAX_NAMESPACE_URI: usize = 1_024;
 
 /// Pseudo-namespace given to elements whose prefix is not declared.
 pub const UNDECLARED_PREFIX_NS: &str = "urn:ovf-run:undeclared-prefix:";
@@ -26,16 +38,18 @@ pub const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attr {
-    /// Namespace URI of the attribute, `None` when unprefixed.
-    pub ns: Option<String>,
+    /// Namespace URI of the attribute, `None` when unprefixed (shared
+    /// between all uses of the URI).
+    pub ns: Option<Arc<str>>,
     pub name: String,
     pub value: String,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Element {
-    /// Namespace URI, `None` when the element is in no namespace.
-    pub ns: Option<String>,
+    /// Namespace URI, `None` when the element is in no namespace (shared
+    /// between all uses of the URI, so a long URI costs its length once).
+    pub ns: Option<Arc<str>>,
     /// Local name (after `xsi:type` normalisation).
     pub name: String,
     pub attrs: Vec<Attr>,
@@ -150,12 +164,15 @@ fn utf8(bytes: &[u8]) -> Result<String, XmlError> {
     }
 }
 
-/// Line and column of increasing offsets in linear time overall.
+/// Line and column of increasing offsets in linear time overall: the
+/// column is carried along (characters counted since the line's start), so
+/// a descriptor on one long line is not re-counted at every event.
 #[derive(Default)]
 struct LineTracker {
     offset: usize,
     line: u32,
-    line_start: usize,
+    /// Characters between the start of the current line and `offset`.
+    column: usize,
 }
 
 impl LineTracker {
@@ -164,18 +181,20 @@ impl LineTracker {
         if offset < self.offset {
             return line_col(text, offset);
         }
-        for (i, &b) in text[self.offset..offset].iter().enumerate() {
+        for &b in &text[self.offset..offset] {
             if b == b'\n' {
-                self.line += 1;
-                self.line_start = self.offset + i + 1;
+                self.line = self.line.saturating_add(1);
+                self.column = 0;
+            } else if b & 0xC0 != 0x80 {
+                // Not a UTF-8 continuation byte: a new character.
+                self.column += 1;
             }
         }
         self.offset = offset;
-        let column = String::from_utf8_lossy(&text[self.line_start..offset])
-            .chars()
-            .count()
-            + 1;
-        (self.line + 1, column as u32)
+        (
+            self.line + 1,
+            (self.column + 1).min(u32::MAX as usize) as u32,
+        )
     }
 }
 
@@ -196,7 +215,7 @@ pub fn parse(text: &str, warnings: &mut Vec<String>) -> Result<Element, XmlError
     let bytes = text.as_bytes();
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
-    let mut count = 0usize;
+    let mut tree = TreeState::new(warnings);
     loop {
         let start_pos = reader.buffer_position();
         let event = match reader.read_event() {
@@ -218,13 +237,13 @@ pub fn parse(text: &str, warnings: &mut Vec<String>) -> Result<Element, XmlError
         };
         match event {
             Event::Start(start) => {
-                check_limits(root.is_some(), &mut count, stack.len()).map_err(fail)?;
-                let element = build_element(&reader, &start, line, column, warnings).map_err(fail)?;
+                tree.check_element(root.is_some(), stack.len()).map_err(fail)?;
+                let element = tree.build_element(&reader, &start, line, column).map_err(fail)?;
                 stack.push(element);
             }
             Event::Empty(start) => {
-                check_limits(root.is_some(), &mut count, stack.len()).map_err(fail)?;
-                let element = build_element(&reader, &start, line, column, warnings).map_err(fail)?;
+                tree.check_element(root.is_some(), stack.len()).map_err(fail)?;
+                let element = tree.build_element(&reader, &start, line, column).map_err(fail)?;
                 close(&mut stack, &mut root, element);
             }
             Event::End(_) => {
@@ -247,10 +266,11 @@ pub fn parse(text: &str, warnings: &mut Vec<String>) -> Result<Element, XmlError
                 }
             }
             Event::GeneralRef(r) => {
-                let resolved = match r.resolve_char_ref() {
-                    Ok(Some(ch)) => ch.to_string(),
+                let mut utf8 = [0u8; 4];
+                let resolved: &str = match r.resolve_char_ref() {
+                    Ok(Some(ch)) => ch.encode_utf8(&mut utf8),
                     Ok(None) => match predefined_entity(&r) {
-                        Some(s) => s.to_string(),
+                        Some(s) => s,
                         None => {
                             return Err(fail(format!(
                                 "unknown entity &{};: entities other than XML's five are refused",
@@ -261,7 +281,7 @@ pub fn parse(text: &str, warnings: &mut Vec<String>) -> Result<Element, XmlError
                     Err(e) => return Err(fail(e.to_string())),
                 };
                 if let Some(top) = stack.last_mut() {
-                    top.text.push_str(&resolved);
+                    top.text.push_str(resolved);
                 }
             }
             Event::DocType(_) => {
@@ -289,20 +309,6 @@ pub fn parse(text: &str, warnings: &mut Vec<String>) -> Result<Element, XmlError
     })
 }
 
-fn check_limits(after_root: bool, count: &mut usize, depth: usize) -> Result<(), String> {
-    if after_root {
-        return Err("content after the root element".into());
-    }
-    *count += 1;
-    if *count > MAX_ELEMENTS {
-        return Err(format!("more than {MAX_ELEMENTS} elements"));
-    }
-    if depth >= MAX_DEPTH {
-        return Err(format!("elements nested deeper than {MAX_DEPTH}"));
-    }
-    Ok(())
-}
-
 fn predefined_entity(name: &str) -> Option<&'static str> {
     Some(match name {
         "lt" => "<",
@@ -321,71 +327,157 @@ fn close(stack: &mut [Element], root: &mut Option<Element>, done: Element) {
     }
 }
 
-fn namespace_of(
-    ns: ResolveResult<'_>,
-    prefix: Option<&str>,
-    warnings: &mut Vec<String>,
-    line: u32,
-) -> Option<String> {
-    match ns {
-        ResolveResult::Bound(n) => Some(n.as_ref().to_string()),
-        ResolveResult::Unbound => None,
-        ResolveResult::Unknown(p) => {
-            let p = if p.is_empty() {
-                prefix.unwrap_or_default().to_string()
-            } else {
-                p
-            };
-            warnings.push(format!(
-                "line {line}: prefix '{p}' is not declared; treated as an unknown namespace"
-            ));
-            Some(format!("{UNDECLARED_PREFIX_NS}{p}"))
-        }
-    }
+/// Counts, shared namespace strings and warnings while one tree is built.
+struct TreeState<'w> {
+    elements: usize,
+    attributes: usize,
+    namespace_declarations: usize,
+    namespaces: HashMap<String, Arc<str>>,
+    warned_prefixes: HashSet<String>,
+    warnings: &'w mut Vec<String>,
 }
 
-fn build_element(
-    reader: &NsReader<&[u8]>,
-    start: &BytesStart<'_>,
-    line: u32,
-    column: u32,
-    warnings: &mut Vec<String>,
-) -> Result<Element, String> {
-    let qname = start.name();
-    let (ns, _) = reader.resolver().resolve_element(qname);
-    let prefix = qname.prefix().map(|p| p.as_ref().to_string());
-    let ns = namespace_of(ns, prefix.as_deref(), warnings, line);
-    let name = qname.local_name().as_ref().to_string();
-    let mut attrs = Vec::new();
-    for attr in start.attributes() {
-        let attr = attr.map_err(|e| format!("malformed attribute: {e}"))?;
-        let key = attr.key;
-        if key.as_namespace_binding().is_some() {
-            continue;
+impl<'w> TreeState<'w> {
+    fn new(warnings: &'w mut Vec<String>) -> Self {
+        TreeState {
+            elements: 0,
+            attributes: 0,
+            namespace_declarations: 0,
+            namespaces: HashMap::new(),
+            warned_prefixes: HashSet::new(),
+            warnings,
         }
-        let (ans, local) = reader.resolver().resolve_attribute(key);
-        let aprefix = key.prefix().map(|p| p.as_ref().to_string());
-        let ans = namespace_of(ans, aprefix.as_deref(), warnings, line);
-        let value = attr
-            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-            .map_err(|e| format!("attribute {}: {e}", key.as_ref()))?
-            .into_owned();
-        attrs.push(Attr {
-            ns: ans,
-            name: local.as_ref().to_string(),
-            value,
-        });
     }
-    let mut element = Element {
-        ns,
-        name,
-        attrs,
-        line,
-        column,
-        ..Default::default()
-    };
-    normalise_xsi_type(&mut element);
-    Ok(element)
+
+    fn check_element(&mut self, after_root: bool, depth: usize) -> Result<(), String> {
+        if after_root {
+            return Err("content after the root element".into());
+        }
+        self.elements += 1;
+        if self.elements > MAX_ELEMENTS {
+            return Err(format!(
+                "more than {MAX_ELEMENTS} elements; real descriptors have a few thousand"
+            ));
+        }
+        if depth >= MAX_DEPTH {
+            return Err(format!("elements nested deeper than {MAX_DEPTH}"));
+        }
+        Ok(())
+    }
+
+    fn check_attribute(&mut self, on_element: usize) -> Result<(), String> {
+        self.attributes += 1;
+        if self.attributes > MAX_ATTRIBUTES {
+            return Err(format!(
+                "more than {MAX_ATTRIBUTES} attributes; real descriptors have a few thousand"
+            ));
+        }
+        if on_element >= MAX_ATTRIBUTES_PER_ELEMENT {
+            return Err(format!(
+                "more than {MAX_ATTRIBUTES_PER_ELEMENT} attributes on one element"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Namespace declarations are few (a descriptor uses 5 to 20) and
+    /// short; a document declaring thousands, or URIs of megabytes, would
+    /// make every name lookup slow.
+    fn check_namespace(&mut self, uri_len: usize) -> Result<(), String> {
+        self.namespace_declarations += 1;
+        if self.namespace_declarations > MAX_NAMESPACE_DECLARATIONS {
+            return Err(format!(
+                "more than {MAX_NAMESPACE_DECLARATIONS} namespace declarations"
+            ));
+        }
+        if uri_len > MAX_NAMESPACE_URI {
+            return Err(format!(
+                "a namespace URI of {uri_len} bytes; more than the {MAX_NAMESPACE_URI} accepted"
+            ));
+        }
+        Ok(())
+    }
+
+    fn intern(&mut self, uri: &str) -> Arc<str> {
+        if let Some(shared) = self.namespaces.get(uri) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(uri);
+        self.namespaces.insert(uri.to_string(), shared.clone());
+        shared
+    }
+
+    fn namespace_of(
+        &mut self,
+        ns: ResolveResult<'_>,
+        prefix: Option<&str>,
+        line: u32,
+    ) -> Option<Arc<str>> {
+        match ns {
+            ResolveResult::Bound(n) => Some(self.intern(n.as_ref())),
+            ResolveResult::Unbound => None,
+            ResolveResult::Unknown(p) => {
+                let p = if p.is_empty() {
+                    prefix.unwrap_or_default().to_string()
+                } else {
+                    p
+                };
+                if self.warned_prefixes.insert(p.clone()) {
+                    self.warnings.push(format!(
+                        "line {line}: prefix '{p}' is not declared; treated as an unknown namespace"
+                    ));
+                }
+                Some(self.intern(&format!("{UNDECLARED_PREFIX_NS}{p}")))
+            }
+        }
+    }
+
+    fn build_element(
+        &mut self,
+        reader: &NsReader<&[u8]>,
+        start: &BytesStart<'_>,
+        line: u32,
+        column: u32,
+    ) -> Result<Element, String> {
+        let qname = start.name();
+        let (ns, _) = reader.resolver().resolve_element(qname);
+        let prefix = qname.prefix();
+        let ns = self.namespace_of(ns, prefix.as_ref().map(|p| p.as_ref()), line);
+        let name = qname.local_name().as_ref().to_string();
+        let mut attrs = Vec::new();
+        for attr in start.attributes() {
+            let attr = attr.map_err(|e| format!("malformed attribute: {e}"))?;
+            let key = attr.key;
+            self.check_attribute(attrs.len())?;
+            if key.as_namespace_binding().is_some() {
+                self.check_namespace(attr.value.len())?;
+                continue;
+            }
+            let (ans, local) = reader.resolver().resolve_attribute(key);
+            let aprefix = key.prefix();
+            let ans = self.namespace_of(ans, aprefix.as_ref().map(|p| p.as_ref()), line);
+            let value = attr
+                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .map_err(|e| format!("attribute {}: {e}", key.as_ref()))?
+                .into_owned();
+            attrs.push(Attr {
+                ns: ans,
+                name: local.as_ref().to_string(),
+                value,
+            });
+        }
+        attrs.shrink_to_fit();
+        let mut element = Element {
+            ns,
+            name,
+            attrs,
+            line,
+            column,
+            ..Default::default()
+        };
+        normalise_xsi_type(&mut element);
+        Ok(element)
+    }
 }
 
 /// `<Section xsi:type="ovf:DiskSection_Type">` → `<DiskSection>` in the same namespace.

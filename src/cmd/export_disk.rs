@@ -118,6 +118,14 @@ fn open_package_disk(
     cache: &CacheDir,
 ) -> Result<(Arc<dyn BlockSource>, String), ExitCode> {
     let pkg = open_package(&args.package)?;
+    if let Some(own) = ovf_loader::own_files::package_file_at(&pkg, &args.output) {
+        eprintln!(
+            "ovf-run export-disk: the output {} is {}, one of the package's own files; choose another file",
+            args.output.display(),
+            own.display()
+        );
+        return Err(ExitCode::from(EXIT_USAGE));
+    }
     let spec = ovf_loader::machine_spec(&pkg.envelope, args.system.as_deref(), None)
         .map_err(|e| fail(format!("{}: {e}", args.package.display())))?;
     let Some(disk) = spec.disks.get(args.disk) else {

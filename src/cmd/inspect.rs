@@ -89,7 +89,7 @@ fn find_boot(pkg: &ovf_loader::Package, report: &mut InspectReport) {
             return;
         }
     };
-    match boot_discovery::discover(source) {
+    match boot_discovery::describe(source) {
         Ok(plan) => {
             report.boot = Some(ovf_loader::inspect::BootInfo {
                 system_id: system.id.clone(),

@@ -32,6 +32,17 @@ pub trait BootFs {
     /// Whole contents of a regular file, symlinks followed. `Ok(None)` when
     /// the path does not exist (or a component is not a directory).
     fn read_file(&self, path: &str, max: u64) -> Result<Option<Vec<u8>>, FsError>;
+    /// Size of a regular file, symlinks followed, without reading it.
+    /// `Ok(None)` as for `read_file`. Every reader checks the size against
+    /// `max` before it reads a byte, so asking for at most 0 bytes costs
+    /// only the lookup.
+    fn file_size(&self, path: &str) -> Result<Option<u64>, FsError> {
+        match self.read_file(path, 0) {
+            Ok(found) => Ok(found.map(|data| data.len() as u64)),
+            Err(FsError::TooLarge { size, .. }) => Ok(Some(size)),
+            Err(e) => Err(e),
+        }
+    }
     /// Names in a directory (without `.`/`..`); `Ok(None)` when missing.
     fn list_dir(&self, path: &str) -> Result<Option<Vec<String>>, FsError>;
     /// Target of a symlink; `Ok(None)` when missing or not a symlink.

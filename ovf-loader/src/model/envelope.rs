@@ -148,7 +148,7 @@ pub fn parse_descriptor(bytes: &[u8]) -> Result<Envelope> {
 /// the attributes' namespace says which OVF this is.
 fn envelope_namespace(root: &Element) -> Result<String> {
     if let Some(ns) = &root.ns {
-        return Ok(ns.clone());
+        return Ok(ns.to_string());
     }
     root.attrs
         .iter()

@@ -1,0 +1,64 @@
+//! Every committed input of the boot-discovery fuzz targets
+//! (`boot-discovery/fuzz/seeds`, `.../regressions`), replayed as the
+//! targets do.
+
+#[path = "../../tests/support/fuzz_inputs.rs"]
+mod fuzz_inputs;
+
+use block_source::MemorySource;
+use boot_discovery::config::{bls, extlinux, grub, grubenv};
+use std::path::Path;
+use std::sync::Arc;
+
+fn fuzz_dir() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz"))
+}
+
+#[test]
+fn grub_cfg_inputs() {
+    for (_, data) in fuzz_inputs::inputs(fuzz_dir(), "grub_cfg") {
+        let menu = grub::read_menu(&String::from_utf8_lossy(&data), &Default::default());
+        let _ = grub::choose(&menu, &menu.items);
+    }
+}
+
+#[test]
+fn bls_entry_inputs() {
+    for (path, data) in fuzz_inputs::inputs(fuzz_dir(), "bls_entry") {
+        let text = String::from_utf8_lossy(&data);
+        let entry = bls::parse_entry("fuzz", &text, &Default::default());
+        if path.extension().is_some_and(|e| e == "conf") {
+            assert!(entry.is_some(), "{}: a real entry", path.display());
+        }
+    }
+}
+
+#[test]
+fn extlinux_inputs() {
+    for (_, data) in fuzz_inputs::inputs(fuzz_dir(), "extlinux") {
+        let _ = extlinux::parse(&String::from_utf8_lossy(&data));
+    }
+}
+
+#[test]
+fn grubenv_lvm_inputs() {
+    for (_, data) in fuzz_inputs::inputs(fuzz_dir(), "grubenv_lvm") {
+        let _ = grubenv::parse(&data);
+        let _ = boot_discovery::lvm::parse_metadata(&String::from_utf8_lossy(&data));
+    }
+}
+
+#[test]
+fn disk_inputs() {
+    for (path, data) in fuzz_inputs::inputs(fuzz_dir(), "disk") {
+        let disk = Arc::new(MemorySource::new(data, true));
+        let described = boot_discovery::describe(disk.clone());
+        let discovered = boot_discovery::discover(disk);
+        eprintln!(
+            "{}: {:?}",
+            path.display(),
+            discovered.as_ref().map(|p| &p.kernel_path)
+        );
+        assert_eq!(described.is_ok(), discovered.is_ok(), "{}", path.display());
+    }
+}
