@@ -172,6 +172,9 @@ pub const COMMON: &[i64] = &[
     libc::SYS_epoll_ctl,
     libc::SYS_poll,
     libc::SYS_ppoll,
+    // File status flags (O_NONBLOCK, FD_CLOEXEC) on descriptors the thread
+    // already has: std's pipe and socket wrappers ask for them.
+    libc::SYS_fcntl,
 ];
 
 /// Starting a thread (a vCPU's exit can start a device worker), which then
