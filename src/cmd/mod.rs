@@ -1,11 +1,14 @@
 //! Subcommands. Each lives in its own file; this module only dispatches.
 
 mod boot;
+mod detach;
 mod export_disk;
 mod inspect;
-mod net;
+mod instances;
+mod netargs;
 mod progress;
 mod run;
+mod signals;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -14,11 +17,23 @@ use std::process::ExitCode;
 /// Exit status for usage errors (as clap uses).
 pub const EXIT_USAGE: u8 = 2;
 
+/// The exit codes, for --help (README.md has the same table).
+const EXIT_CODES: &str = "Exit codes of a run:
+  0    the guest powered off (or rebooted with --no-reboot)
+  1    error before or while starting (the message says what)
+  2    usage: a bad option or value, an unknown instance name
+  3    the --ready-when conditions did not hold within --ready-timeout
+  4    the guest crashed (triple fault with --no-reboot, KVM internal error)
+  124  --timeout ran out (the guest was stopped)
+  137  the instance was killed (ovf-run kill, or it ignored the power button)
+  128+N  stopped on signal N (130: Ctrl-C, 143: SIGTERM)";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "ovf-run",
     version,
-    about = "Boot OVF/OVA virtual appliances directly on KVM"
+    about = "Boot OVF/OVA virtual appliances directly on KVM",
+    after_help = EXIT_CODES
 )]
 pub struct Cli {
     /// More log output (-v info, -vv debug, -vvv trace).
@@ -47,6 +62,24 @@ pub enum Command {
     Boot(boot::BootArgs),
     /// Write one of a package's disks as a sparse raw image.
     ExportDisk(export_disk::ExportDiskArgs),
+    /// List the running detached instances (ovf-run -d).
+    Ps(instances::PsArgs),
+    /// Stop detached instances (power button, then kill after --time) and
+    /// print how each ended.
+    Stop(instances::StopArgs),
+    /// Kill detached instances at once.
+    Kill(instances::NamesArgs),
+    /// Print a detached instance's console.
+    Logs(instances::LogsArgs),
+    /// Print a detached instance's published ports (127.0.0.1:49153).
+    Port(instances::PortArgs),
+    /// Wait for a detached instance to exit; exit with its code.
+    Wait(instances::NameArgs),
+}
+
+/// A message on stderr, prefixed with the program's name.
+pub fn say(msg: impl AsRef<str>) {
+    eprintln!("ovf-run: {}", msg.as_ref());
 }
 
 pub fn init_logging(verbose: u8) {
@@ -73,6 +106,12 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Boot(args) => boot::run(args),
         Command::ExportDisk(args) => export_disk::run(args),
+        Command::Ps(args) => instances::ps(args),
+        Command::Stop(args) => instances::stop(args),
+        Command::Kill(args) => instances::kill(args),
+        Command::Logs(args) => instances::logs(args),
+        Command::Port(args) => instances::port(args),
+        Command::Wait(args) => instances::wait(args),
     }
 }
 
