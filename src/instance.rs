@@ -510,3 +510,35 @@ impl ReadyWaiter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_and_reasons() {
+        let cases = [
+            (ExitReason::Poweroff, 0, "poweroff"),
+            (ExitReason::Reset, 0, "reset"),
+            (ExitReason::Error("x".into()), 1, "error"),
+            (ExitReason::ReadyTimeout, 3, "ready-timeout"),
+            (
+                ExitReason::GuestCrash("triple fault".into()),
+                4,
+                "guest-crash",
+            ),
+            (ExitReason::Timeout, 124, "timeout"),
+            (ExitReason::Signal(15), 143, "signal"),
+            (ExitReason::Signal(2), 130, "signal"),
+            (ExitReason::Killed, 137, "killed"),
+        ];
+        for (r, code, kind) in cases {
+            assert_eq!((r.code(), r.kind()), (code, kind), "{r:?}");
+        }
+        assert_eq!(
+            ExitReason::GuestCrash("triple fault".into()).to_string(),
+            "guest-crash: triple fault"
+        );
+        assert_eq!(ExitReason::Poweroff.to_string(), "poweroff");
+    }
+}

@@ -116,6 +116,9 @@ fn inner_four_instances_through_the_library() {
         None,
     )
     .expect("verify");
+    // Consoles and events also in the shared directory, for failures.
+    let work =
+        PathBuf::from(std::env::var_os("OVF_RUN_SANDBOX_WORK").expect("OVF_RUN_SANDBOX_WORK"));
     let started = std::time::Instant::now();
     let mut instances = Vec::new();
     for i in 0..4 {
@@ -123,6 +126,11 @@ fn inner_four_instances_through_the_library() {
         opts.name = Some(format!("lib{i}"));
         opts.accept_eula = true;
         opts.overrides.memory_mib = Some(768);
+        // One vCPU each: 4 guests share the test host's 2 (TCG) CPUs, and
+        // 2-vCPU guests spin on each other's preempted locks there.
+        opts.overrides.cpus = Some(1);
+        opts.console_log = Some(work.join(format!("lib{i}.console")));
+        opts.events = Some(work.join(format!("lib{i}.events")));
         opts.net.publish = vec!["0:80".parse().unwrap()];
         let inst = app.plan(&opts).expect("plan").start().expect("start");
         assert!(inst.dir().is_some_and(|d| d.is_dir()));
@@ -138,9 +146,24 @@ fn inner_four_instances_through_the_library() {
     assert_eq!(distinct.len(), 4, "distinct host ports: {ports:?}");
     let http: ReadyWhen = "http:80".parse().unwrap();
     for inst in &mut instances {
-        let after = inst
-            .wait_ready(std::slice::from_ref(&http), Duration::from_secs(900))
-            .unwrap_or_else(|e| panic!("{}: {e}\nconsole:\n{}", inst.name(), inst.console()));
+        // In steps of a minute, to show progress in the job's output.
+        let mut tries = 0;
+        let after = loop {
+            match inst.wait_ready(std::slice::from_ref(&http), Duration::from_secs(60)) {
+                Ok(after) => break after,
+                Err(ovf_run::ReadyError::Timeout { .. }) if tries < 15 => {
+                    tries += 1;
+                    let console = inst.console();
+                    let tail: Vec<&str> = console.lines().rev().take(2).collect();
+                    println!(
+                        "{} not ready yet after {:?}: {tail:?}",
+                        inst.name(),
+                        started.elapsed()
+                    );
+                }
+                Err(e) => panic!("{}: {e}\nconsole:\n{}", inst.name(), inst.console()),
+            }
+        };
         println!("{} ready after {after:?}", inst.name());
     }
     println!("all 4 ready after {:?}", started.elapsed());

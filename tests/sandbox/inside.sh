@@ -24,10 +24,10 @@ mkdir -p "$XDG_RUNTIME_DIR"
 
 # 1. The library: four instances at once.
 t0=$SECONDS
-OVF_RUN_SANDBOX_OVA="$ova" "$test_exe" --exact inner_four_instances_through_the_library \
+OVF_RUN_SANDBOX_OVA="$ova" OVF_RUN_SANDBOX_WORK="$work" "$test_exe" --exact inner_four_instances_through_the_library \
     --ignored --nocapture > "$work/library.out" 2>&1
 status=$?
-grep -E 'ready after|page ok|exited' "$work/library.out" | sed 's/^/SANDBOX-TEST library: /'
+grep -E 'ready|page ok|exited' "$work/library.out" | sed 's/^/SANDBOX-TEST library: /'
 [ $status -eq 0 ] && grep -q LIBRARY-TEST "$work/library.out" ||
     fail "library test exited $status"
 say "library ok $((SECONDS - t0)) s"
@@ -36,7 +36,7 @@ say "library ok $((SECONDS - t0)) s"
 # 3 (in the background, while 2 runs): ready-timeout and timeout.
 (
     t=$SECONDS
-    "$bin" --accept-eula --no-console --memory 512 --net none --name never \
+    "$bin" --accept-eula --no-console --cpus 1 --memory 512 --net none --name never \
         --ready-when console:SOMETHING-NEVER-PRINTED --ready-timeout 60s "$ova" \
         2> "$work/never.stderr"
     echo "$? $((SECONDS - t))" > "$work/never.result"
@@ -44,7 +44,7 @@ say "library ok $((SECONDS - t0)) s"
 never=$!
 (
     t=$SECONDS
-    "$bin" --accept-eula --no-console --memory 512 --net none --name limited \
+    "$bin" --accept-eula --no-console --cpus 1 --memory 512 --net none --name limited \
         --timeout 30s --events "$work/limited.events" "$ova" 2> "$work/limited.stderr"
     echo "$? $((SECONDS - t))" > "$work/limited.result"
 ) &
@@ -54,7 +54,7 @@ limited=$!
 t0=$SECONDS
 starts=""
 for n in web1 web2 web3; do
-    "$bin" -d --name "$n" --accept-eula --memory 768 -p 0:80 --ready-when http:80 \
+    "$bin" -d --name "$n" --accept-eula --cpus 1 --memory 768 -p 0:80 --ready-when http:80 \
         --ready-timeout 15m "$ova" > "$work/$n.out" 2>> "$work/cli.stderr" &
     starts="$starts $!"
 done

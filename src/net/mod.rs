@@ -23,10 +23,13 @@ use devices::net_backend::NetBackend;
 use devices::virtio::net::{format_mac, stable_mac};
 use ovf_loader::machine::NicSpec;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+use std::net::IpAddr;
 use std::path::Path;
 use std::str::FromStr;
 use vmm::NicConfig;
+
+mod ports;
+pub use ports::choose_host_ports;
 
 /// What the user asked for the network.
 #[derive(Debug, Default, Clone)]
@@ -353,37 +356,6 @@ fn start_with(
     Ok((nics, lines))
 }
 
-/// Give every published port with host port 0 a free port of its address.
-/// The ports are probed while all probes are held, so one call never hands
-/// out the same port twice.
-pub fn choose_host_ports(publish: &mut [Publish]) -> Result<(), NetError> {
-    let mut held: Vec<Box<dyn std::any::Any>> = Vec::new();
-    for p in publish.iter_mut().filter(|p| p.host_port == 0) {
-        let addr = SocketAddr::new(p.addr, 0);
-        let err = |source| NetError::NoFreePort {
-            addr: p.addr,
-            guest_port: p.guest_port,
-            source,
-        };
-        let port = match p.protocol {
-            Protocol::Tcp => {
-                let l = TcpListener::bind(addr).map_err(err)?;
-                let port = l.local_addr().map_err(err)?.port();
-                held.push(Box::new(l));
-                port
-            }
-            Protocol::Udp => {
-                let s = UdpSocket::bind(addr).map_err(err)?;
-                let port = s.local_addr().map_err(err)?.port();
-                held.push(Box::new(s));
-                port
-            }
-        };
-        p.host_port = port;
-    }
-    Ok(())
-}
-
 /// `ovf-run boot`: one NIC when --net or --publish asks for it.
 pub fn plan_for_boot(args: &NetOptions) -> Result<Vec<NicPlan>, NetError> {
     if args.net.is_none() && args.publish.is_empty() {
@@ -516,18 +488,6 @@ mod tests {
         assert_eq!(instance_mac("two", 0), q[0].mac, "derived from the name");
         assert!(parse_mac_option("01:00:5e:00:00:01").is_err());
         assert!(parse_mac_option("nope").is_err());
-    }
-
-    #[test]
-    fn free_ports_are_chosen_and_distinct() {
-        let mut ps: Vec<Publish> = ["0:80", "0:443", "8080:81", "0:53/udp"]
-            .iter()
-            .map(|s| s.parse().unwrap())
-            .collect();
-        choose_host_ports(&mut ps).unwrap();
-        assert!(ps.iter().all(|p| p.host_port != 0));
-        assert_ne!(ps[0].host_port, ps[1].host_port);
-        assert_eq!(ps[2].host_port, 8080);
     }
 
     #[test]
