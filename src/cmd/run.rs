@@ -354,9 +354,8 @@ fn report_exit(reason: &ExitReason) {
     match reason {
         ExitReason::Poweroff => {}
         ExitReason::Reset => say("the guest rebooted (--no-reboot)"),
-        ExitReason::Signal(_) | ExitReason::Killed => {
-            say(format!("stopped before the guest powered off ({reason})"))
-        }
+        ExitReason::Signal(n) => say(format!("stopped on signal {n}")),
+        ExitReason::Killed => say("killed before the guest powered off"),
         other => say(format!("exited: {other}")),
     }
 }
