@@ -169,3 +169,65 @@ fn print_eula(args: EulaArgs) -> ExitCode {
     }
     ExitCode::SUCCESS
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_sandbox_input_is_a_usage_error_with_a_message() {
+        for (args, says) in [
+            (vec!["--ready-when", "ping:80", "a.ova"], "console:TEXT"),
+            (vec!["-p", "8080:65536", "a.ova"], "1 to 65535"),
+            (vec!["--timeout", "10", "a.ova"], "ms, s, m or h"),
+            (vec!["--ready-timeout", "soon", "a.ova"], "ms, s, m or h"),
+            (vec!["--mac", "01:00:5e:00:00:01", "a.ova"], "unicast"),
+        ] {
+            let mut argv = vec!["ovf-run"];
+            argv.extend(&args);
+            let e = Cli::try_parse_from(&argv).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            assert!(e.to_string().contains(says), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn sandbox_options_parse() {
+        let cli = Cli::try_parse_from([
+            "ovf-run",
+            "-d",
+            "--name",
+            "web1",
+            "-p",
+            "0:80",
+            "-p",
+            "443",
+            "--ready-when",
+            "http:80/health",
+            "--ready-when",
+            "console:login:",
+            "--ready-timeout",
+            "90s",
+            "--timeout",
+            "1h",
+            "--events",
+            "ev.jsonl",
+            "a.ova",
+        ])
+        .unwrap();
+        let r = cli.run;
+        assert!(r.detach);
+        assert_eq!(r.name.as_deref(), Some("web1"));
+        assert_eq!(r.net.publish.len(), 2);
+        assert!(r.net.publish.iter().all(|p| p.host_port == 0));
+        assert_eq!(r.ready_when.len(), 2);
+        assert_eq!(r.ready_timeout, std::time::Duration::from_secs(90));
+        assert_eq!(r.timeout, Some(std::time::Duration::from_secs(3600)));
+        let cli = Cli::try_parse_from(["ovf-run", "stop", "--time", "5", "a", "b"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Stop(s)) if s.time == 5 && s.names.len() == 2));
+        assert!(
+            Cli::try_parse_from(["ovf-run", "stop"]).is_err(),
+            "a name is required"
+        );
+    }
+}
