@@ -83,7 +83,7 @@ pub struct RunArgs {
     /// below 500). Without it, ready means the vCPUs run.
     #[arg(long = "ready-when", value_name = "COND")]
     pub ready_when: Vec<ReadyWhen>,
-    /// Give up (exit 3, the instance stopped) when not ready in this time:
+    /// Give up (exit 3, the instance killed) when not ready in this time,
     /// a number with ms, s, m or h.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
     pub ready_timeout: Duration,
@@ -104,6 +104,8 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
+    // --timeout and --ready-timeout count from here: the whole run.
+    let start = Instant::now();
     let Some(path) = args.package.clone() else {
         say("name an appliance to run (ovf-run APPLIANCE.ova), or see ovf-run --help");
         return ExitCode::from(EXIT_USAGE);
@@ -119,7 +121,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     if detached_child {
         super::detach::redirect_stderr(&inst);
     }
-    let reason = supervise(&mut inst, &args, detached_child);
+    let reason = supervise(&mut inst, &args, start);
     report_exit(&reason);
     ExitCode::from(reason.code().clamp(0, 255) as u8)
 }
@@ -268,9 +270,8 @@ fn accept_eula_on_terminal(app: &Appliance, detached: bool) -> Result<bool, Exit
 
 /// Wait for readiness, then for the end; map signals and time limits onto
 /// the instance. Returns how it ended.
-fn supervise(inst: &mut Instance, args: &RunArgs, detached: bool) -> ExitReason {
+fn supervise(inst: &mut Instance, args: &RunArgs, start: Instant) -> ExitReason {
     super::signals::install();
-    let start = Instant::now();
     let mut waiter = match inst.ready_waiter(&args.ready_when) {
         Ok(w) => Some(w),
         Err(e) => {
@@ -296,12 +297,17 @@ fn supervise(inst: &mut Instance, args: &RunArgs, detached: bool) -> ExitReason 
                     waiter = None;
                 }
                 Ok(None) if start.elapsed() >= args.ready_timeout && kill_at.is_none() => {
+                    // A guest that never got ready gets no shutdown grace.
                     say(format!(
-                        "not ready within {}: still waiting for {}; stopping it",
+                        "not ready within {}: still waiting for {}; killing it",
                         format_duration(args.ready_timeout),
                         w.pending().join(", ")
                     ));
-                    kill_at = Some(stop(inst, ExitReason::ReadyTimeout));
+                    inst.set_cause(ExitReason::ReadyTimeout);
+                    inst.emit(Event::Stopping {
+                        why: "ready-timeout".into(),
+                    });
+                    return inst.kill();
                 }
                 Ok(None) => {}
                 Err(e) => say(e.to_string()),
@@ -335,7 +341,6 @@ fn supervise(inst: &mut Instance, args: &RunArgs, detached: bool) -> ExitReason 
             ));
             return inst.kill();
         }
-        let _ = detached;
         std::thread::sleep(Duration::from_millis(100));
     }
 }
