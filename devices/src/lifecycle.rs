@@ -14,8 +14,14 @@ pub enum StopReason {
     Poweroff,
     /// The guest asked for a reset (i8042, ACPI reset register, triple fault).
     Reset,
-    /// The user asked to quit from the console escape.
+    /// The user asked to quit from the console escape, or the monitor's
+    /// owner killed the VM.
     UserQuit,
+    /// A triple fault: a PC resets, but it usually means the guest crashed.
+    TripleFault,
+    /// The guest did something the hardware cannot run (KVM internal
+    /// error, failed entry); the text says what.
+    GuestCrash(String),
     /// Something failed; the text says what.
     Failed(String),
 }

@@ -7,7 +7,8 @@ use devices::raw_file::RawFileSource;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use vmm::{BzImageMode, ConsoleConfig, DiskConfig, ExitStatus, Kernel, VmConfig};
+use std::time::{Duration, Instant};
+use vmm::{BzImageMode, ConsoleConfig, DiskConfig, ExitStatus, Kernel, VmConfig, VmControl};
 
 #[derive(Args, Debug)]
 pub struct BootArgs {
@@ -45,7 +46,7 @@ pub struct BootArgs {
     pub no_console: bool,
     /// No NIC unless --net or --publish asks for one.
     #[command(flatten)]
-    pub net: super::net::NetArgs,
+    pub net: super::netargs::NetArgs,
 }
 
 /// `FILE` or `FILE,ro`.
@@ -59,6 +60,11 @@ fn parse_disk(spec: &str) -> (PathBuf, bool) {
     }
 }
 
+fn fail(msg: impl std::fmt::Display, code: u8) -> ExitCode {
+    eprintln!("ovf-run boot: {msg}");
+    ExitCode::from(code)
+}
+
 pub fn run(args: BootArgs) -> ExitCode {
     let mut disks = Vec::new();
     for (i, spec) in args.disk.iter().enumerate() {
@@ -69,21 +75,18 @@ pub fn run(args: BootArgs) -> ExitCode {
                 read_only,
                 id: format!("disk{i}"),
             }),
-            Err(e) => {
-                eprintln!("ovf-run boot: {e}");
-                return ExitCode::from(EXIT_USAGE);
-            }
+            Err(e) => return fail(e, EXIT_USAGE),
         }
     }
-    let nics = match super::net::setup_for_boot(&args.net) {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("ovf-run boot: {e}");
-            return ExitCode::from(1);
-        }
+    let mut net = args.net.options();
+    let plans = match ovf_run::net::plan_for_boot(&net) {
+        Ok(p) => p,
+        Err(e) => return fail(e, 1),
     };
+    if let Err(e) = ovf_run::net::choose_host_ports(&mut net.publish) {
+        return fail(e, 1);
+    }
     let mut config = VmConfig::new(Kernel::Path(args.kernel));
-    config.nics = nics;
     config.vcpus = args.cpus;
     config.memory_mib = args.memory;
     config.initrd = args.initrd;
@@ -97,20 +100,57 @@ pub fn run(args: BootArgs) -> ExitCode {
     if args.guest_decompress {
         config.bzimage_mode = BzImageMode::GuestDecompress;
     }
-    match vmm::run(config) {
-        Ok(ExitStatus::Poweroff) => ExitCode::SUCCESS,
-        Ok(ExitStatus::Reboot) => {
+    let control = VmControl::new();
+    let c = control.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // passt starts on the VM's thread: its parent-death signal follows it.
+    let vm = std::thread::spawn(move || {
+        match ovf_run::net::start(&plans, &net.publish) {
+            Ok((nics, lines)) => {
+                config.nics = nics;
+                let _ = tx.send(Ok(lines));
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return None;
+            }
+        }
+        Some(vmm::run_controlled(config, &c))
+    });
+    match rx.recv() {
+        Ok(Ok(lines)) => lines.iter().for_each(|l| eprintln!("ovf-run boot: {l}")),
+        Ok(Err(e)) => return fail(e, 1),
+        Err(_) => return fail("the VM thread ended while starting", 1),
+    }
+    super::signals::install();
+    let mut seen = 0;
+    let mut kill_at: Option<Instant> = None;
+    while !vm.is_finished() {
+        let (count, _) = super::signals::received();
+        if count > seen {
+            seen = count;
+            if kill_at.is_some() {
+                control.kill();
+            } else {
+                control.power_button();
+                kill_at = Some(Instant::now() + Duration::from_secs(10));
+            }
+        }
+        if kill_at.is_some_and(|k| Instant::now() > k) {
+            control.kill();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    match vm.join() {
+        Ok(Some(Ok(ExitStatus::Poweroff))) => ExitCode::SUCCESS,
+        Ok(Some(Ok(ExitStatus::Reboot))) => {
             eprintln!("ovf-run boot: the guest rebooted (--no-reboot)");
             ExitCode::SUCCESS
         }
-        Ok(ExitStatus::Stopped) => {
-            eprintln!("ovf-run boot: stopped before the guest powered off");
-            ExitCode::from(130)
-        }
-        Err(e) => {
-            eprintln!("ovf-run boot: {e}");
-            ExitCode::from(1)
-        }
+        Ok(Some(Ok(ExitStatus::Stopped))) => fail("stopped before the guest powered off", 130),
+        Ok(Some(Ok(ExitStatus::Crashed(why)))) => fail(format!("the guest crashed: {why}"), 4),
+        Ok(Some(Err(e))) => fail(e, 1),
+        Ok(None) | Err(_) => fail("the VM thread failed", 1),
     }
 }
 

@@ -1,11 +1,14 @@
 //! Subcommands. Each lives in its own file; this module only dispatches.
 
 mod boot;
+mod detach;
 mod export_disk;
 mod inspect;
-mod net;
+mod instances;
+mod netargs;
 mod progress;
 mod run;
+mod signals;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -14,16 +17,33 @@ use std::process::ExitCode;
 /// Exit status for usage errors (as clap uses).
 pub const EXIT_USAGE: u8 = 2;
 
+/// The exit codes, for --help (README.md has the same table).
+const EXIT_CODES: &str = "Exit codes of a run:
+  0    the guest powered off (or rebooted with --no-reboot)
+  1    error before or while starting (the message says what)
+  2    usage: a bad option or value, an unknown instance name
+  3    the --ready-when conditions did not hold within --ready-timeout
+  4    the guest crashed (triple fault with --no-reboot, KVM internal error)
+  124  --timeout ran out (the guest was stopped)
+  137  the instance was killed (ovf-run kill, or it ignored the power button)
+  128+N  stopped on signal N (130: Ctrl-C, 143: SIGTERM)";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "ovf-run",
     version,
-    about = "Boot OVF/OVA virtual appliances directly on KVM"
+    about = "Boot OVF/OVA virtual appliances directly on KVM",
+    after_help = EXIT_CODES
 )]
 pub struct Cli {
     /// More log output (-v info, -vv debug, -vvv trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+
+    /// Seccomp filters on the monitor's threads (docs/seccomp.md); `off`
+    /// is for debugging only.
+    #[arg(long, global = true, value_enum, default_value_t = Seccomp::On)]
+    pub seccomp: Seccomp,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -47,6 +67,24 @@ pub enum Command {
     Boot(boot::BootArgs),
     /// Write one of a package's disks as a sparse raw image.
     ExportDisk(export_disk::ExportDiskArgs),
+    /// List the running detached instances (ovf-run -d).
+    Ps(instances::PsArgs),
+    /// Stop detached instances (power button, then kill after --time) and
+    /// print how each ended.
+    Stop(instances::StopArgs),
+    /// Kill detached instances at once.
+    Kill(instances::NamesArgs),
+    /// Print a detached instance's console.
+    Logs(instances::LogsArgs),
+    /// Print a detached instance's published ports (127.0.0.1:49153).
+    Port(instances::PortArgs),
+    /// Wait for a detached instance to exit; exit with its code.
+    Wait(instances::NameArgs),
+}
+
+/// A message on stderr, prefixed with the program's name.
+pub fn say(msg: impl AsRef<str>) {
+    eprintln!("ovf-run: {}", msg.as_ref());
 }
 
 pub fn init_logging(verbose: u8) {
@@ -65,7 +103,15 @@ pub fn init_logging(verbose: u8) {
         .try_init();
 }
 
+/// `--seccomp on|off`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seccomp {
+    On,
+    Off,
+}
+
 pub fn run(cli: Cli) -> ExitCode {
+    thread_filter::set_enabled(cli.seccomp == Seccomp::On);
     // Options given before the subcommand (`ovf-run --configuration X
     // inspect PKG`) land in the flattened run options: hand them on.
     let global_configuration = cli.run.configuration.clone();
@@ -79,6 +125,12 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Boot(args) => boot::run(args),
         Command::ExportDisk(args) => export_disk::run(args),
+        Command::Ps(args) => instances::ps(args),
+        Command::Stop(args) => instances::stop(args),
+        Command::Kill(args) => instances::kill(args),
+        Command::Logs(args) => instances::logs(args),
+        Command::Port(args) => instances::port(args),
+        Command::Wait(args) => instances::wait(args),
     }
 }
 
@@ -145,4 +197,66 @@ fn print_eula(args: EulaArgs) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_sandbox_input_is_a_usage_error_with_a_message() {
+        for (args, says) in [
+            (vec!["--ready-when", "ping:80", "a.ova"], "console:TEXT"),
+            (vec!["-p", "8080:65536", "a.ova"], "1 to 65535"),
+            (vec!["--timeout", "10", "a.ova"], "ms, s, m or h"),
+            (vec!["--ready-timeout", "soon", "a.ova"], "ms, s, m or h"),
+            (vec!["--mac", "01:00:5e:00:00:01", "a.ova"], "unicast"),
+        ] {
+            let mut argv = vec!["ovf-run"];
+            argv.extend(&args);
+            let e = Cli::try_parse_from(&argv).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            assert!(e.to_string().contains(says), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn sandbox_options_parse() {
+        let cli = Cli::try_parse_from([
+            "ovf-run",
+            "-d",
+            "--name",
+            "web1",
+            "-p",
+            "0:80",
+            "-p",
+            "443",
+            "--ready-when",
+            "http:80/health",
+            "--ready-when",
+            "console:login:",
+            "--ready-timeout",
+            "90s",
+            "--timeout",
+            "1h",
+            "--events",
+            "ev.jsonl",
+            "a.ova",
+        ])
+        .unwrap();
+        let r = cli.run;
+        assert!(r.detach);
+        assert_eq!(r.name.as_deref(), Some("web1"));
+        assert_eq!(r.net.publish.len(), 2);
+        assert!(r.net.publish.iter().all(|p| p.host_port == 0));
+        assert_eq!(r.ready_when.len(), 2);
+        assert_eq!(r.ready_timeout, std::time::Duration::from_secs(90));
+        assert_eq!(r.timeout, Some(std::time::Duration::from_secs(3600)));
+        let cli = Cli::try_parse_from(["ovf-run", "stop", "--time", "5", "a", "b"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Stop(s)) if s.time == 5 && s.names.len() == 2));
+        assert!(
+            Cli::try_parse_from(["ovf-run", "stop"]).is_err(),
+            "a name is required"
+        );
+    }
 }

@@ -1,25 +1,30 @@
-//! `ovf-run APPLIANCE.ova`: verify, accept the EULA, map the hardware,
-//! find the kernel inside the boot disk, and boot it.
-//!
-//! The package is only ever read. Guest writes go to an overlay: a file in
-//! the cache that vanishes with the process, or `--persist DIR`, kept and
-//! reused by the next run of the same package.
+//! `ovf-run APPLIANCE.ova`: the command line of the launch library —
+//! parse the options, ask for the EULA on a terminal, print progress,
+//! supervise the instance (ready conditions, time limits, signals) and turn
+//! its exit reason into the exit code. With `-d`, the instance runs in the
+//! background (see `detach.rs`).
 
-use super::verify::{verify_package, TrustArgs};
-use super::{human_bytes, open_package, EXIT_USAGE};
-use boot_discovery::CmdlineOverride;
+use super::netargs::NetArgs;
+use super::progress::ByteProgress;
+use super::verify::TrustArgs;
+use super::{human_bytes, say, EXIT_USAGE};
 use clap::Args;
-use disk_image::{CacheDir, Overlay};
-use ovf_loader::disks::open_disk;
-use ovf_loader::{machine_spec, MachineSpec, Package};
-use sha2::{Digest, Sha256};
+use ovf_run::duration::{format_duration, parse_duration};
+use ovf_run::launch::{KernelOptions, Overrides, Progress};
+use ovf_run::{
+    Appliance, Event, ExitReason, Instance, LaunchError, LaunchOptions, ReadyWhen, Trust,
+};
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use vmm::{BlockSource, ConsoleConfig, DiskConfig, ExitStatus, Kernel, VmConfig};
+use std::time::{Duration, Instant};
 
-#[derive(Args, Debug, Default)]
+/// How long the guest gets to power off after the power button, when a
+/// signal or a time limit stops it.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Args, Debug, Default, Clone)]
 pub struct RunArgs {
     /// The appliance: an .ova, or an .ovf with its files beside it.
     pub package: Option<PathBuf>,
@@ -37,13 +42,14 @@ pub struct RunArgs {
     /// Run this virtual system of a multi-system package.
     #[arg(long, value_name = "ID")]
     pub system: Option<String>,
-    /// Number of vCPUs (default: the descriptor's).
+    /// Number of vCPUs (default: the descriptor's, at most the host's).
     #[arg(long)]
-    pub cpus: Option<u8>,
-    /// Guest memory in MiB (default: the descriptor's).
+    pub cpus: Option<u32>,
+    /// Guest memory in MiB (default: the descriptor's; at most the host's).
     #[arg(long, value_name = "MIB")]
     pub memory: Option<u64>,
-    /// Keep the guest's disk changes in DIR and reuse them next time.
+    /// Keep the guest's disk changes in DIR and reuse them next time
+    /// (locked: one instance per DIR).
     #[arg(long, value_name = "DIR")]
     pub persist: Option<PathBuf>,
     /// Boot this kernel instead of the one found in the disk.
@@ -64,159 +70,186 @@ pub struct RunArgs {
     /// Do not attach the terminal: no console on stdout, no input.
     #[arg(long)]
     pub no_console: bool,
-    /// Exit when the guest reboots instead of starting it again.
+    /// Exit when the guest reboots instead of starting it again (a triple
+    /// fault is then a guest crash, exit 4).
     #[arg(long)]
     pub no_reboot: bool,
     #[command(flatten)]
-    pub net: super::net::NetArgs,
-}
-
-fn say(msg: impl AsRef<str>) {
-    eprintln!("ovf-run: {}", msg.as_ref());
-}
-
-fn fail(msg: impl AsRef<str>) -> ExitCode {
-    say(msg);
-    ExitCode::FAILURE
+    pub net: NetArgs,
+    /// Ready when this holds (repeatable; all must hold):
+    /// console:TEXT (a console line contains TEXT), tcp:GUESTPORT (a
+    /// connection through the published port stays open),
+    /// http:GUESTPORT[/PATH] (a GET through the published port answers
+    /// below 500). Without it, ready means the vCPUs run.
+    #[arg(long = "ready-when", value_name = "COND")]
+    pub ready_when: Vec<ReadyWhen>,
+    /// Give up (exit 3, the instance killed) when not ready in this time,
+    /// a number with ms, s, m or h.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub ready_timeout: Duration,
+    /// Stop the guest (power button, then kill) after this time and exit
+    /// 124, like timeout(1).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Append JSON Lines events here (schema: docs/events.md).
+    #[arg(long, value_name = "PATH")]
+    pub events: Option<PathBuf>,
+    /// Run in the background: start, wait until ready, print the name and
+    /// return (see ovf-run ps, stop, logs, port, wait).
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// The instance name (default: generated).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
+    // --timeout and --ready-timeout count from here: the whole run.
+    let start = Instant::now();
     let Some(path) = args.package.clone() else {
-        eprintln!(
-            "ovf-run: name an appliance to run (ovf-run APPLIANCE.ova), or see ovf-run --help"
-        );
+        say("name an appliance to run (ovf-run APPLIANCE.ova), or see ovf-run --help");
         return ExitCode::from(EXIT_USAGE);
     };
-    let pkg = match open_package(&path) {
-        Ok(p) => p,
+    if args.detach && std::env::var_os(super::detach::CHILD_ENV).is_none() {
+        return super::detach::start_detached(&args);
+    }
+    let detached_child = std::env::var_os(super::detach::CHILD_ENV).is_some();
+    let mut inst = match launch(&args, path, detached_child) {
+        Ok(i) => i,
         Err(code) => return code,
     };
-    if let Err(code) = check_package(&pkg, &args) {
-        return code;
+    if detached_child {
+        super::detach::redirect_stderr(&inst);
     }
-    if let Err(code) = accept_eula(&pkg, args.accept_eula) {
-        return code;
+    let reason = supervise(&mut inst, &args, start);
+    report_exit(&reason);
+    ExitCode::from(reason.code().clamp(0, 255) as u8)
+}
+
+fn exit_code_for(e: &LaunchError) -> ExitCode {
+    match e {
+        LaunchError::Trust { .. } | LaunchError::State(ovf_run::state::StateError::BadName(_)) => {
+            ExitCode::from(EXIT_USAGE)
+        }
+        _ => ExitCode::FAILURE,
     }
-    let mut spec = match machine_spec(
-        &pkg.envelope,
-        args.system.as_deref(),
-        args.configuration.as_deref(),
-    ) {
-        Ok(s) => s,
-        Err(e) => return fail(format!("{}: {e}", path.display())),
+}
+
+/// Open, verify, EULA, plan and start; progress on stderr.
+fn launch(args: &RunArgs, path: PathBuf, detached_child: bool) -> Result<Instance, ExitCode> {
+    let fail = |e: LaunchError| {
+        say(e.to_string());
+        exit_code_for(&e)
     };
-    for w in &spec.warnings {
+    let mut app = Appliance::open(&path).map_err(fail)?;
+    for w in app.warnings() {
         say(format!("warning: {w}"));
     }
-    apply_overrides(&mut spec, &args);
-    let disks = match open_disks(&pkg, &spec, args.persist.as_deref()) {
-        Ok(d) => d,
-        Err(msg) => return fail(msg),
-    };
-    let Some(boot_disk) = disks.first() else {
-        return fail(format!(
-            "{}: the virtual system has no disk to boot from",
-            path.display()
+    let bar = Arc::new(ByteProgress::new());
+    let b = bar.clone();
+    let progress: Progress = Arc::new(move |name, done, total| b.update(name, done, total));
+    if args.no_verify {
+        say("warning: --no-verify: the package's digests and signature are not checked");
+    } else {
+        say(format!("verifying {}", path.display()));
+        let trust = Trust {
+            trust_pem: args.trust.trust.clone(),
+            require_trusted: args.trust.require_trusted,
+            use_cache: true,
+        };
+        let report = app.verify(&trust, Some(progress.clone()));
+        bar.finish();
+        for w in report.map_err(fail)?.warnings {
+            say(format!("warning: {w}"));
+        }
+    }
+    let accept_eula = args.accept_eula || accept_eula_on_terminal(&app, detached_child)?;
+    let opts = options(args, accept_eula, detached_child, progress);
+    let plan = app.plan(&opts);
+    bar.finish();
+    let plan = plan.map_err(fail)?;
+    for n in &plan.machine.notes {
+        say(n);
+    }
+    let missing = plan.missing_ports(&args.ready_when);
+    if let Some(port) = missing.first() {
+        say(format!(
+            "--ready-when needs guest port {port} published: add -p {port} (a free host port) or -p HOST:{port}"
         ));
-    };
-    let boot = match choose_kernel(&args, boot_disk.source.clone()) {
-        Ok(b) => b,
-        Err(msg) => return fail(msg),
-    };
-    let nics = match super::net::setup_for_package(&args.net, &spec.nics, &pkg.descriptor) {
-        Ok(n) => n,
-        Err(msg) => return fail(msg),
-    };
+        return Err(ExitCode::from(EXIT_USAGE));
+    }
     say(format!(
-        "booting {} with {} vCPU(s), {} memory, {} disk(s){}",
-        boot.description,
-        spec.vcpus,
-        human_bytes(spec.memory_bytes),
-        disks.len(),
+        "booting {} as {} with {} vCPU(s), {} memory, {} disk(s){}",
+        plan.boot.description,
+        plan.name,
+        plan.machine.vcpus,
+        human_bytes(plan.machine.memory_mib << 20),
+        plan.disks.len(),
         match &args.persist {
             Some(dir) => format!(", changes kept in {}", dir.display()),
             None => ", changes discarded at exit".into(),
         }
     ));
-    let mut config = VmConfig::new(boot.kernel);
-    config.vcpus = spec.vcpus.min(254) as u8;
-    config.memory_mib = spec.memory_bytes.div_ceil(1 << 20);
-    config.initrd = boot.initrd_path;
-    config.cmdline = boot.cmdline;
-    config.disks = disks;
-    config.nics = nics;
-    config.no_reboot = args.no_reboot;
-    config.console = ConsoleConfig {
-        stdio: !args.no_console,
-        log: args.console_log.clone(),
-    };
-    let result = vmm::run(config);
-    drop(boot.initrd_file);
-    match result {
-        Ok(ExitStatus::Poweroff) => ExitCode::SUCCESS,
-        Ok(ExitStatus::Reboot) => {
-            say("the guest rebooted (--no-reboot)");
-            ExitCode::SUCCESS
-        }
-        Ok(ExitStatus::Stopped) => {
-            say("stopped before the guest powered off");
-            ExitCode::from(130)
-        }
-        Err(e) => fail(e.to_string()),
+    let inst = plan.start().map_err(fail)?;
+    for l in inst.network_lines() {
+        say(l);
     }
-}
-
-fn check_package(pkg: &Package, args: &RunArgs) -> Result<(), ExitCode> {
-    for w in &pkg.warnings {
-        say(format!("warning: {w}"));
-    }
-    if args.no_verify {
-        say("warning: --no-verify: the package's digests and signature are not checked");
-        return Ok(());
-    }
-    say(format!("verifying {}", pkg.path.display()));
-    let report = verify_package(pkg, &args.trust, true)?;
-    for w in report
-        .warnings
-        .iter()
-        .filter(|w| !w.contains("verified earlier"))
-    {
-        say(format!("warning: {w}"));
-    }
-    if !report.ok() {
-        for p in &report.problems {
-            say(format!("verification failed: {p}"));
-        }
-        say("refusing to run a package that does not verify (see ovf-run verify; --no-verify skips the check)");
-        return Err(ExitCode::FAILURE);
-    }
-    Ok(())
-}
-
-fn accept_eula(pkg: &Package, accepted: bool) -> Result<(), ExitCode> {
-    let Some(content) = &pkg.envelope.content else {
-        return Ok(());
-    };
-    let eulas = content.all_eulas();
-    if eulas.is_empty() || accepted {
-        return Ok(());
-    }
-    if !std::io::stdin().is_terminal() {
+    for p in inst.published() {
         say(format!(
-            "{} has a license agreement; read it with 'ovf-run eula {}' and pass --accept-eula to run it",
-            pkg.path.display(),
-            pkg.path.display()
+            "published guest port {}/{} on {}",
+            p.guest_port,
+            p.protocol,
+            std::net::SocketAddr::new(p.addr, p.host_port)
         ));
-        return Err(ExitCode::FAILURE);
+    }
+    Ok(inst)
+}
+
+fn options(args: &RunArgs, accept_eula: bool, detached: bool, progress: Progress) -> LaunchOptions {
+    LaunchOptions {
+        name: match (&args.name, std::env::var(super::detach::NAME_ENV)) {
+            (_, Ok(n)) if detached => Some(n),
+            (n, _) => n.clone(),
+        },
+        skip_verify: args.no_verify,
+        accept_eula,
+        configuration: args.configuration.clone(),
+        system: args.system.clone(),
+        overrides: Overrides {
+            cpus: args.cpus,
+            memory_mib: args.memory,
+        },
+        persist: args.persist.clone(),
+        kernel: KernelOptions {
+            kernel: args.kernel.clone(),
+            initrd: args.initrd.clone(),
+            append: args.append.clone(),
+            cmdline: args.cmdline.clone(),
+        },
+        net: args.net.options(),
+        console_stdio: !args.no_console && !detached,
+        console_log: args.console_log.clone(),
+        events: args.events.clone(),
+        no_reboot: args.no_reboot,
+        keep_state: detached,
+        progress: Some(progress),
+        ..LaunchOptions::default()
+    }
+}
+
+/// Ask on a terminal; elsewhere the plan refuses with the way out.
+fn accept_eula_on_terminal(app: &Appliance, detached: bool) -> Result<bool, ExitCode> {
+    let eulas = app.eulas();
+    if eulas.is_empty() || detached || !std::io::stdin().is_terminal() {
+        return Ok(false);
     }
     let mut err = std::io::stderr();
     for (i, e) in eulas.iter().enumerate() {
         let _ = writeln!(
             err,
-            "--- License agreement {} of {} ---\n{}\n",
+            "--- License agreement {} of {} ---\n{e}\n",
             i + 1,
-            eulas.len(),
-            e.license
+            eulas.len()
         );
     }
     let _ = write!(
@@ -228,142 +261,106 @@ fn accept_eula(pkg: &Package, accepted: bool) -> Result<(), ExitCode> {
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);
     if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
-        Ok(())
+        Ok(true)
     } else {
         say("license not accepted; nothing was started");
         Err(ExitCode::FAILURE)
     }
 }
 
-fn apply_overrides(spec: &mut MachineSpec, args: &RunArgs) {
-    if let Some(cpus) = args.cpus {
-        spec.vcpus = cpus as u32;
-    }
-    if let Some(mib) = args.memory {
-        spec.memory_bytes = mib << 20;
-    }
-}
-
-/// Identity of a disk for a persistent overlay: the package's descriptor
-/// and the disk's id and size, so a different package never reuses it.
-fn overlay_fingerprint(pkg: &Package, disk_id: &str, capacity: u64) -> String {
-    let digest = hex::encode(Sha256::digest(&pkg.descriptor));
-    format!("ovf-run/1 descriptor-sha256={digest} disk={disk_id} capacity={capacity}")
-}
-
-fn open_disks(
-    pkg: &Package,
-    spec: &MachineSpec,
-    persist: Option<&Path>,
-) -> Result<Vec<DiskConfig>, String> {
-    let cache =
-        ovf_loader::cache_dir().ok_or("cannot find a cache folder: set HOME or XDG_CACHE_HOME")?;
-    // gzip-compressed disks are inflated once into the cache: show progress.
-    let progress = Arc::new(super::progress::ByteProgress::new());
-    let mut image_cache = CacheDir::new(cache.join("inflated"));
-    let p = progress.clone();
-    image_cache.progress = Some(Arc::new(move |done, total| {
-        p.update("decompressing", done, total)
-    }));
-    let mut out = Vec::new();
-    for (i, disk) in spec.disks.iter().enumerate() {
-        let base = open_disk(pkg, disk, &image_cache).map_err(|e| {
-            progress.finish();
-            e.to_string()
-        })?;
-        let overlay = match persist {
-            Some(dir) => {
-                let fp = overlay_fingerprint(pkg, &disk.disk_id, base.capacity());
-                Overlay::persistent(base, &dir.join(format!("disk{i}")), &fp)
+/// Wait for readiness, then for the end; map signals and time limits onto
+/// the instance. Returns how it ended.
+fn supervise(inst: &mut Instance, args: &RunArgs, start: Instant) -> ExitReason {
+    super::signals::install();
+    let mut waiter = match inst.ready_waiter(&args.ready_when) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            say(e.to_string());
+            inst.set_cause(ExitReason::Error(e.to_string()));
+            return inst.kill();
+        }
+    };
+    let mut seen_signals = 0;
+    let mut kill_at: Option<Instant> = None;
+    loop {
+        if let Some(r) = inst.try_wait() {
+            return r;
+        }
+        if let Some(w) = waiter.as_mut() {
+            match w.poll(inst) {
+                Ok(Some(after)) => {
+                    say(format!(
+                        "{} ready after {}",
+                        inst.name(),
+                        format_duration(after)
+                    ));
+                    waiter = None;
+                }
+                Ok(None) if start.elapsed() >= args.ready_timeout && kill_at.is_none() => {
+                    // A guest that never got ready gets no shutdown grace.
+                    say(format!(
+                        "not ready within {}: still waiting for {}; killing it",
+                        format_duration(args.ready_timeout),
+                        w.pending().join(", ")
+                    ));
+                    inst.set_cause(ExitReason::ReadyTimeout);
+                    inst.emit(Event::Stopping {
+                        why: "ready-timeout".into(),
+                    });
+                    return inst.kill();
+                }
+                Ok(None) => {}
+                Err(e) => say(e.to_string()),
             }
-            None => Overlay::ephemeral(base, &cache.join("overlays")),
         }
-        .map_err(|e| e.to_string())?;
-        out.push(DiskConfig {
-            source: Arc::new(overlay),
-            read_only: false,
-            id: disk.disk_id.chars().take(20).collect(),
-        });
+        let (count, sig) = super::signals::received();
+        if count > seen_signals {
+            seen_signals = count;
+            match super::detach::stop_request(inst) {
+                Some(super::detach::Request::Kill) => return inst.kill(),
+                Some(super::detach::Request::Stop(grace)) if kill_at.is_none() => {
+                    inst.request_stop();
+                    kill_at = Some(Instant::now() + grace);
+                }
+                _ if kill_at.is_some() => return inst.kill(),
+                _ => kill_at = Some(stop(inst, ExitReason::Signal(sig))),
+            }
+        }
+        if let Some(t) = args.timeout {
+            if start.elapsed() >= t && kill_at.is_none() {
+                say(format!(
+                    "--timeout {} reached; stopping the guest",
+                    format_duration(t)
+                ));
+                kill_at = Some(stop(inst, ExitReason::Timeout));
+            }
+        }
+        if kill_at.is_some_and(|k| Instant::now() >= k) {
+            say(format!(
+                "the guest did not power off within {STOP_GRACE:?}; killing it"
+            ));
+            return inst.kill();
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
-    for (i, cd) in spec.cdroms.iter().enumerate() {
-        let disk = ovf_loader::machine::DiskSpec {
-            disk_id: format!("cdrom{i}"),
-            file_ref: Some(cd.file_ref.clone()),
-            capacity_bytes: 0,
-            format: None,
-            controller: cd.controller.clone(),
-            address_on_parent: None,
-            item_instance_id: String::new(),
-        };
-        let source = open_disk(pkg, &disk, &image_cache).map_err(|e| {
-            progress.finish();
-            e.to_string()
-        })?;
-        out.push(DiskConfig {
-            source,
-            read_only: true,
-            id: disk.disk_id,
-        });
-    }
-    progress.finish();
-    Ok(out)
 }
 
-struct BootChoice {
-    kernel: Kernel,
-    initrd_path: Option<PathBuf>,
-    /// Keeps a discovered initrd's temporary file alive while the VM runs.
-    initrd_file: Option<tempfile::NamedTempFile>,
-    cmdline: String,
-    description: String,
+/// Press the power button for `cause`; returns when to kill.
+fn stop(inst: &mut Instance, cause: ExitReason) -> Instant {
+    inst.set_cause(cause.clone());
+    inst.emit(Event::Stopping {
+        why: cause.kind().into(),
+    });
+    inst.request_power_button();
+    Instant::now() + STOP_GRACE
 }
 
-fn choose_kernel(args: &RunArgs, boot_disk: Arc<dyn BlockSource>) -> Result<BootChoice, String> {
-    let over = CmdlineOverride {
-        replace: args.cmdline.clone(),
-        append: args.append.clone(),
-    };
-    if let Some(kernel) = &args.kernel {
-        let base = args
-            .cmdline
-            .clone()
-            .unwrap_or_else(|| boot_discovery::SERIAL_CONSOLE.to_string());
-        let over = CmdlineOverride {
-            replace: None,
-            append: args.append.clone(),
-        };
-        return Ok(BootChoice {
-            kernel: Kernel::Path(kernel.clone()),
-            initrd_path: args.initrd.clone(),
-            initrd_file: None,
-            cmdline: boot_discovery::final_cmdline(&base, &over),
-            description: format!("{} (--kernel)", kernel.display()),
-        });
+fn report_exit(reason: &ExitReason) {
+    match reason {
+        ExitReason::Poweroff => {}
+        ExitReason::Reset => say("the guest rebooted (--no-reboot)"),
+        ExitReason::Signal(n) => say(format!("stopped on signal {n}")),
+        ExitReason::Killed => say("killed before the guest powered off"),
+        other => say(format!("exited: {other}")),
     }
-    // The discovery error already says what was found and what is missing.
-    let plan = boot_discovery::discover(boot_disk).map_err(|e| e.to_string())?;
-    for r in &plan.reasons {
-        tracing::info!("{r}");
-    }
-    let (initrd_path, initrd_file) = match &plan.initrd {
-        Some(bytes) => {
-            let dir = ovf_loader::cache_dir()
-                .ok_or("cannot find a cache folder")?
-                .join("boot");
-            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            let mut f = tempfile::NamedTempFile::new_in(&dir)
-                .map_err(|e| format!("{}: {e}", dir.display()))?;
-            f.write_all(bytes)
-                .map_err(|e| format!("{}: {e}", dir.display()))?;
-            (Some(f.path().to_path_buf()), Some(f))
-        }
-        None => (None, None),
-    };
-    Ok(BootChoice {
-        kernel: Kernel::Bytes(plan.kernel.clone()),
-        initrd_path,
-        initrd_file,
-        cmdline: boot_discovery::final_cmdline(&plan.cmdline, &over),
-        description: format!("{} from \"{}\"", plan.kernel_path, plan.entry_title),
-    })
 }

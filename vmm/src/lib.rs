@@ -5,6 +5,7 @@
 pub mod acpi;
 pub mod boot;
 pub mod console;
+mod control;
 pub mod cpuid;
 pub mod interrupts;
 pub mod layout;
@@ -18,6 +19,7 @@ mod vm;
 
 pub use boot::{BzImageMode, Kernel};
 pub use console::ConsoleConfig;
+pub use control::VmControl;
 pub use devices::BlockSource;
 pub use net::{BackendSlot, NicConfig};
 
@@ -96,8 +98,13 @@ pub enum ExitStatus {
     Poweroff,
     /// The guest rebooted and `no_reboot` was set.
     Reboot,
-    /// The user quit from the console escape or a signal's grace period ran out.
+    /// The user quit from the console escape, or the VM was killed through
+    /// its [`VmControl`].
     Stopped,
+    /// The guest crashed: a triple fault with `no_reboot`, or something KVM
+    /// cannot run (internal error, failed entry). The text says what, with
+    /// the last console lines.
+    Crashed(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +154,12 @@ fn format_tail(lines: &[String]) -> String {
 
 /// Run the VM until it powers off (or reboots with `no_reboot`).
 pub fn run(config: VmConfig) -> Result<ExitStatus, VmmError> {
+    run_controlled(config, &VmControl::new())
+}
+
+/// [`run`], stoppable from another thread through `control`. Blocks the
+/// calling thread; several VMs may run at once on their own threads.
+pub fn run_controlled(config: VmConfig, control: &VmControl) -> Result<ExitStatus, VmmError> {
     signals::install();
     // Every thread the VM starts filters its own system calls; build the
     // filters now so that a failure stops the start, not a thread later.
@@ -161,14 +174,26 @@ pub fn run(config: VmConfig) -> Result<ExitStatus, VmmError> {
         None
     };
     loop {
-        match vm::run_once(&config, &sink)? {
+        match vm::run_once(&config, &sink, control)? {
             vm::Outcome::Poweroff => return Ok(ExitStatus::Poweroff),
             vm::Outcome::Reset if config.no_reboot => return Ok(ExitStatus::Reboot),
-            vm::Outcome::Reset => {
+            vm::Outcome::TripleFault if config.no_reboot => {
+                return Ok(ExitStatus::Crashed(format!(
+                    "triple fault{}",
+                    format_tail(&sink.last_lines(15))
+                )))
+            }
+            vm::Outcome::Reset | vm::Outcome::TripleFault => {
                 tracing::info!("guest rebooted; starting it again");
                 continue;
             }
             vm::Outcome::Stopped => return Ok(ExitStatus::Stopped),
+            vm::Outcome::Crashed(reason) => {
+                return Ok(ExitStatus::Crashed(format!(
+                    "{reason}{}",
+                    format_tail(&sink.last_lines(15))
+                )))
+            }
         }
     }
 }

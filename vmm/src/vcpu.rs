@@ -236,8 +236,9 @@ pub fn run_loop(mut vcpu: VcpuFd, ctx: VcpuContext) {
                     ctx.mmio.write(addr, data);
                 }
                 VcpuExit::Shutdown => {
-                    // A triple fault: what a PC does is reset.
-                    ctx.stop.stop(StopReason::Reset);
+                    // A triple fault: what a PC does is reset (the monitor
+                    // decides; with no_reboot it is a guest crash).
+                    ctx.stop.stop(StopReason::TripleFault);
                 }
                 VcpuExit::SystemEvent(kind, _) => match kind {
                     KVM_SYSTEM_EVENT_SHUTDOWN => ctx.stop.stop(StopReason::Poweroff),
@@ -251,11 +252,11 @@ pub fn run_loop(mut vcpu: VcpuFd, ctx: VcpuContext) {
                     ctx.stop.stop(StopReason::Poweroff);
                 }
                 VcpuExit::Intr => {}
-                VcpuExit::FailEntry(reason, cpu) => ctx.stop.stop(StopReason::Failed(format!(
+                VcpuExit::FailEntry(reason, cpu) => ctx.stop.stop(StopReason::GuestCrash(format!(
                     "vCPU {}: KVM could not enter the guest (hardware reason {reason:#x}, cpu {cpu})",
                     ctx.id
                 ))),
-                VcpuExit::InternalError => ctx.stop.stop(StopReason::Failed(format!(
+                VcpuExit::InternalError => ctx.stop.stop(StopReason::GuestCrash(format!(
                     "vCPU {}: KVM internal error (the guest ran an instruction KVM cannot emulate)",
                     ctx.id
                 ))),

@@ -5,7 +5,7 @@ use crate::console::{ConsoleSink, StdinInput};
 use crate::interrupts::KvmInterrupts;
 use crate::layout::{KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR};
 use crate::vcpu::{self, VcpuContext};
-use crate::{acpi, boot, cpuid, memory, signals, VmConfig, VmmError};
+use crate::{acpi, boot, cpuid, memory, signals, VmConfig, VmControl, VmmError};
 use devices::acpi_power::{AcpiPower, ACPI_PM_BASE, ACPI_PM_LEN};
 use devices::bus::Bus;
 use devices::i8042::{I8042, I8042_BASE, I8042_LEN};
@@ -21,14 +21,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use vmm_sys_util::epoll::EventSet;
 
-/// How long the guest gets to shut down after SIGINT/SIGTERM pressed the
-/// power button.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
 pub enum Outcome {
     Poweroff,
     Reset,
+    TripleFault,
     Stopped,
+    Crashed(String),
 }
 
 fn kvm_err(what: &'static str) -> impl Fn(kvm_ioctls::Error) -> VmmError {
@@ -58,7 +56,11 @@ impl MutEventSubscriber for StopWaker {
     }
 }
 
-pub fn run_once(config: &VmConfig, sink: &ConsoleSink) -> Result<Outcome, VmmError> {
+pub fn run_once(
+    config: &VmConfig,
+    sink: &ConsoleSink,
+    control: &VmControl,
+) -> Result<Outcome, VmmError> {
     if config.vcpus == 0 || config.vcpus > 254 {
         return Err(VmmError::VcpuCount(config.vcpus));
     }
@@ -187,25 +189,20 @@ pub fn run_once(config: &VmConfig, sink: &ConsoleSink) -> Result<Outcome, VmmErr
     // a reset) builds it again: its filter allows that much (once per
     // thread; a rebuilt VM keeps it).
     thread_filter::install_or_log(thread_filter::Kind::VmLoop);
-    let mut deadline: Option<Instant> = None;
+    control.set_running(true);
     while stop.reason().is_none() {
         if let Err(e) = event_manager.run_with_timeout(50) {
             stop.stop(StopReason::Failed(format!("event loop: {e:?}")));
         }
-        if signals::take_stop_request() {
-            if deadline.is_some() {
-                stop.stop(StopReason::UserQuit);
-            } else {
-                tracing::info!("stop requested: pressing the power button");
-                let _ = ged.fire();
-                deadline = Some(Instant::now() + SHUTDOWN_GRACE);
-            }
-        }
-        if deadline.is_some_and(|d| Instant::now() > d) {
-            tracing::warn!("the guest did not power off within {SHUTDOWN_GRACE:?}; stopping it");
+        if control.killed() {
             stop.stop(StopReason::UserQuit);
         }
+        if control.take_power_button() {
+            tracing::info!("stop requested: pressing the power button");
+            let _ = ged.fire();
+        }
     }
+    control.set_running(false);
 
     if let Some(t) = sink.first_output() {
         tracing::info!(
@@ -236,6 +233,8 @@ pub fn run_once(config: &VmConfig, sink: &ConsoleSink) -> Result<Outcome, VmmErr
     match stop.reason() {
         Some(StopReason::Poweroff) => Ok(Outcome::Poweroff),
         Some(StopReason::Reset) => Ok(Outcome::Reset),
+        Some(StopReason::TripleFault) => Ok(Outcome::TripleFault),
+        Some(StopReason::GuestCrash(reason)) => Ok(Outcome::Crashed(reason)),
         Some(StopReason::UserQuit) | None => Ok(Outcome::Stopped),
         Some(StopReason::Failed(reason)) => Err(VmmError::Failed {
             reason,

@@ -109,6 +109,7 @@ fn a_guest_that_faults_reports_a_failure_with_its_console() {
     let r = vmm::run(config(guest(b"about to crash\n", &tail), &log));
     match r {
         Ok(ExitStatus::Reboot) => {}
+        Ok(ExitStatus::Crashed(why)) => assert!(why.contains("about to crash"), "{why}"),
         Err(e) => assert!(e.to_string().contains("about to crash"), "{e}"),
         other => panic!("unexpected {other:?}"),
     }

@@ -1,6 +1,9 @@
 //! `-p/--publish [ADDR:]HOST:GUEST[/tcp|/udp]`, as `docker run -p` spells
 //! it. Published ports are bound on 127.0.0.1 unless an address is given,
 //! so trying an appliance never exposes it to the network by accident.
+//!
+//! `GUEST`, `0:GUEST` and `ADDR::GUEST` leave the host port to be chosen
+//! (host port 0 here); whoever starts the network picks a free one first.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
@@ -22,7 +25,7 @@ impl fmt::Display for Protocol {
 }
 
 /// One published port: connections to `addr:host_port` on the host reach
-/// `guest_port` in the guest.
+/// `guest_port` in the guest. `host_port` 0: not chosen yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Publish {
     pub addr: IpAddr,
@@ -33,13 +36,14 @@ pub struct Publish {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PublishError {
-    #[error("--publish {spec:?}: expected [ADDR:]HOST:GUEST[/tcp|/udp], e.g. 8080:80 or 0.0.0.0:8443:443/tcp")]
+    #[error("--publish {spec:?}: expected [[ADDR:]HOST:]GUEST[/tcp|/udp], e.g. 8080:80, 0:80 (a free host port), 80 or 0.0.0.0:8443:443/tcp")]
     Shape { spec: String },
-    #[error("--publish {spec:?}: {what} port {value:?} is not a number from 1 to 65535")]
+    #[error("--publish {spec:?}: {what} port {value:?} is not a number from {min} to 65535")]
     Port {
         spec: String,
         what: &'static str,
         value: String,
+        min: u16,
     },
     #[error("--publish {spec:?}: {value:?} is not an IPv4 address or a bracketed IPv6 address like [::1]")]
     Address { spec: String, value: String },
@@ -75,13 +79,19 @@ impl fmt::Display for Publish {
     }
 }
 
+/// A port number; the host port may be 0 or empty (choose one).
 fn port(spec: &str, what: &'static str, value: &str) -> Result<u16, PublishError> {
+    let min = if what == "host" { 0 } else { 1 };
+    if min == 0 && value.is_empty() {
+        return Ok(0);
+    }
     match value.parse::<u16>() {
-        Ok(p) if p != 0 && !value.starts_with('+') => Ok(p),
+        Ok(p) if p >= min && !value.starts_with('+') => Ok(p),
         _ => Err(PublishError::Port {
             spec: spec.to_string(),
             what,
             value: value.to_string(),
+            min,
         }),
     }
 }
@@ -104,8 +114,12 @@ impl FromStr for Publish {
             }
             None => (spec, Protocol::Tcp),
         };
-        // Split off GUEST, then HOST; what remains is the address.
-        let (rest, guest) = ports.rsplit_once(':').ok_or_else(shape)?;
+        if ports.is_empty() {
+            return Err(shape());
+        }
+        // Split off GUEST, then HOST; what remains is the address. A lone
+        // GUEST leaves the host port to be chosen.
+        let (rest, guest) = ports.rsplit_once(':').unwrap_or(("", ports));
         let (addr, host) = match rest.rsplit_once(':') {
             Some((a, h)) => (Some(a), h),
             None => (None, rest),
@@ -166,12 +180,9 @@ mod tests {
 
     #[test]
     fn rejects_what_docker_would_not_run_here() {
-        assert!(matches!(p("80"), Err(PublishError::Shape { .. })));
         assert!(matches!(p(""), Err(PublishError::Shape { .. })));
-        assert!(matches!(
-            p("0:80"),
-            Err(PublishError::Port { what: "host", .. })
-        ));
+        assert!(matches!(p("/tcp"), Err(PublishError::Shape { .. })));
+        assert!(matches!(p("70000"), Err(PublishError::Port { .. })));
         assert!(matches!(
             p("80:0"),
             Err(PublishError::Port { what: "guest", .. })
@@ -194,7 +205,23 @@ mod tests {
 
     #[test]
     fn messages_say_what_to_type() {
-        let e = p("80").unwrap_err().to_string();
-        assert!(e.contains("[ADDR:]HOST:GUEST"), "{e}");
+        let e = p("").unwrap_err().to_string();
+        assert!(e.contains("[[ADDR:]HOST:]GUEST"), "{e}");
+        let e = p("8080:65536").unwrap_err().to_string();
+        assert!(e.contains("from 1 to 65535"), "{e}");
+    }
+
+    #[test]
+    fn a_free_host_port_is_asked_for_three_ways() {
+        for spec in ["80", "0:80", "127.0.0.1::80", "127.0.0.1:0:80"] {
+            let x = p(spec).unwrap();
+            assert_eq!((x.host_port, x.guest_port), (0, 80), "{spec}");
+            assert_eq!(x.addr, IpAddr::V4(Ipv4Addr::LOCALHOST), "{spec}");
+        }
+        let x = p("[::1]::443/tcp").unwrap();
+        assert_eq!(
+            (x.addr.is_ipv6(), x.host_port, x.guest_port),
+            (true, 0, 443)
+        );
     }
 }

@@ -1,19 +1,20 @@
-//! Network options of `ovf-run` and `ovf-run boot`: which backend each
-//! NIC gets, its MAC, published ports; then the backends are made (passt
-//! started, TAP attached) and handed to the monitor as [`NicConfig`]s.
+//! Networking of an instance: which backend each NIC gets, its MAC,
+//! published ports (a free host port chosen for `-p 0:GUEST`); then the
+//! backends are made (passt started, TAP attached) and handed to the
+//! monitor as [`NicConfig`]s.
 //!
 //! Rules, for a package: every NIC in the descriptor becomes a virtio-net
 //! device. The first one gets `--net`, else its network's `--network`
 //! mapping, else user-mode networking (passt). The others get their
 //! network's mapping, else no connection, with a note saying how to
 //! connect them. Published ports go to the first user-mode NIC. A NIC's
-//! MAC is the descriptor's, else a locally administered one derived from
-//! the descriptor's digest and the NIC's index (the same on every run).
+//! MAC is `--mac` (first NIC), else the descriptor's, else a locally
+//! administered one derived from the instance name and the NIC's index, so
+//! every instance of one package has its own.
 //!
-//! passt is started here, on the main thread, which lives as long as the
+//! passt is started on the instance's VM thread, which lives as long as the
 //! VM: its PR_SET_PDEATHSIG follows the thread that started it.
 
-use clap::Args;
 use devices::net_backend::none::NoneBackend;
 use devices::net_backend::passt_process::{start_passt, PasstError, PasstOptions};
 use devices::net_backend::publish::{Protocol, Publish};
@@ -21,32 +22,27 @@ use devices::net_backend::tap::{TapBackend, TapError};
 use devices::net_backend::NetBackend;
 use devices::virtio::net::{format_mac, stable_mac};
 use ovf_loader::machine::NicSpec;
-use sha2::{Digest, Sha256};
 use std::fmt;
 use std::net::IpAddr;
 use std::path::Path;
 use std::str::FromStr;
 use vmm::NicConfig;
 
-#[derive(Args, Debug, Default, Clone)]
-pub struct NetArgs {
-    /// Publish a guest port on the host, like docker run -p:
-    /// [ADDR:]HOST:GUEST[/tcp|/udp], on 127.0.0.1 unless ADDR is given
-    /// (repeatable). Served by the first user-mode NIC.
-    #[arg(
-        short = 'p',
-        long = "publish",
-        value_name = "[ADDR:]HOST:GUEST[/PROTO]"
-    )]
+mod ports;
+pub use ports::choose_host_ports;
+
+/// What the user asked for the network.
+#[derive(Debug, Default, Clone)]
+pub struct NetOptions {
+    /// Published ports, served by the first user-mode NIC; host port 0
+    /// means "choose a free one".
     pub publish: Vec<Publish>,
-    /// How the first NIC is connected: user (passt, the default),
-    /// tap=NAME (a host TAP interface) or none.
-    #[arg(long, value_name = "user|tap=NAME|none")]
+    /// How the first NIC is connected.
     pub net: Option<NetMode>,
-    /// Connect the NICs on a network the descriptor names:
-    /// "NETWORK NAME=user|tap=NAME|none" (repeatable).
-    #[arg(long = "network", value_name = "NETWORK=MODE")]
+    /// Modes for the NICs on networks the descriptor names.
     pub network: Vec<NetworkMap>,
+    /// The first NIC's MAC, instead of the descriptor's or a derived one.
+    pub mac: Option<[u8; 6]>,
 }
 
 /// Where a NIC's frames go.
@@ -64,6 +60,19 @@ pub enum NetOptionError {
     Mode(String),
     #[error("--network {0:?}: expected \"NETWORK NAME=user|tap=NAME|none\"")]
     Mapping(String),
+    #[error("{0:?} is not a unicast MAC address like 52:54:00:12:34:56")]
+    Mac(String),
+}
+
+/// A MAC address option: `52:54:00:12:34:56` or `52-54-00-12-34-56`.
+pub fn parse_mac_option(s: &str) -> Result<[u8; 6], NetOptionError> {
+    parse_mac(s).ok_or_else(|| NetOptionError::Mac(s.to_string()))
+}
+
+/// The MAC of NIC `index` of instance `name`: locally administered,
+/// unicast, the same for the same name, different between instances.
+pub fn instance_mac(name: &str, index: usize) -> [u8; 6] {
+    stable_mac(&format!("ovf-run/instance/{name}/nic{index}"))
 }
 
 impl FromStr for NetMode {
@@ -128,6 +137,12 @@ pub enum NetError {
     Passt { index: usize, source: PasstError },
     #[error("NIC {index}: {source}")]
     Tap { index: usize, source: TapError },
+    #[error("cannot find a free host port on {addr} for guest port {guest_port}: {source}")]
+    NoFreePort {
+        addr: IpAddr,
+        guest_port: u16,
+        source: std::io::Error,
+    },
 }
 
 /// One NIC, decided but not started.
@@ -163,12 +178,12 @@ fn network_label(n: &Option<String>) -> String {
     n.as_ref().map(|n| format!(" on {n:?}")).unwrap_or_default()
 }
 
-/// Decide every NIC of a package. `seed` identifies the package (its
-/// descriptor digest). Returns the plan and notes for stderr.
+/// Decide every NIC of a package. `instance` names the instance (the seed
+/// of derived MACs). Returns the plan and notes for stderr.
 pub fn plan(
     nics: &[NicSpec],
-    args: &NetArgs,
-    seed: &str,
+    args: &NetOptions,
+    instance: &str,
 ) -> Result<(Vec<NicPlan>, Vec<String>), NetError> {
     let mut notes = Vec::new();
     for m in &args.network {
@@ -231,7 +246,10 @@ pub fn plan(
                 "NIC {i}: ignoring the descriptor's MAC {m:?} (not a unicast address)"
             ));
         }
-        let mac = given.unwrap_or_else(|| stable_mac(&format!("ovf-run/{seed}/nic{i}")));
+        let wanted = if i == 0 { args.mac } else { None };
+        let mac = wanted
+            .or(given)
+            .unwrap_or_else(|| instance_mac(instance, i));
         out.push(NicPlan {
             network,
             mac,
@@ -338,48 +356,21 @@ fn start_with(
     Ok((nics, lines))
 }
 
-fn say(msg: &str) {
-    eprintln!("ovf-run: {msg}");
-}
-
-/// The NICs of a package, started; notes and progress go to stderr.
-pub fn setup_for_package(
-    args: &NetArgs,
-    nics: &[NicSpec],
-    descriptor: &[u8],
-) -> Result<Vec<NicConfig>, String> {
-    let seed = hex::encode(Sha256::digest(descriptor));
-    let (plans, notes) = plan(nics, args, &seed).map_err(|e| e.to_string())?;
-    for n in &notes {
-        say(n);
-    }
-    let (configs, lines) = start(&plans, &args.publish).map_err(|e| e.to_string())?;
-    for l in &lines {
-        say(l);
-    }
-    Ok(configs)
-}
-
 /// `ovf-run boot`: one NIC when --net or --publish asks for it.
-pub fn setup_for_boot(args: &NetArgs) -> Result<Vec<NicConfig>, String> {
+pub fn plan_for_boot(args: &NetOptions) -> Result<Vec<NicPlan>, NetError> {
     if args.net.is_none() && args.publish.is_empty() {
         return Ok(Vec::new());
     }
     let mode = args.net.clone().unwrap_or(NetMode::User);
     if !args.publish.is_empty() && mode != NetMode::User {
-        return Err(NetError::PublishWithoutUser(format!("--net is {mode}")).to_string());
+        return Err(NetError::PublishWithoutUser(format!("--net is {mode}")));
     }
-    let plans = [NicPlan {
+    Ok(vec![NicPlan {
         network: None,
-        mac: stable_mac("ovf-run boot/nic0"),
+        mac: args.mac.unwrap_or_else(|| stable_mac("ovf-run boot/nic0")),
         mode,
         by_default: false,
-    }];
-    let (configs, lines) = start(&plans, &args.publish).map_err(|e| e.to_string())?;
-    for l in &lines {
-        eprintln!("ovf-run boot: {l}");
-    }
-    Ok(configs)
+    }])
 }
 
 #[cfg(test)]
@@ -394,11 +385,12 @@ mod tests {
         }
     }
 
-    fn args(net: Option<&str>, network: &[&str], publish: &[&str]) -> NetArgs {
-        NetArgs {
+    fn args(net: Option<&str>, network: &[&str], publish: &[&str]) -> NetOptions {
+        NetOptions {
             publish: publish.iter().map(|p| p.parse().unwrap()).collect(),
             net: net.map(|n| n.parse().unwrap()),
             network: network.iter().map(|m| m.parse().unwrap()).collect(),
+            mac: None,
         }
     }
 
@@ -424,7 +416,7 @@ mod tests {
     #[test]
     fn first_nic_is_user_mode_and_the_others_unconnected_with_a_note() {
         let nics = [nic("VM Network", None), nic("Internal", None)];
-        let (p, notes) = plan(&nics, &NetArgs::default(), "seed").unwrap();
+        let (p, notes) = plan(&nics, &NetOptions::default(), "seed").unwrap();
         assert_eq!(p[0].mode, NetMode::User);
         assert_eq!(p[1].mode, NetMode::None);
         assert_eq!(notes.len(), 1, "{notes:?}");
@@ -458,16 +450,16 @@ mod tests {
             nic("b", None),
             nic("c", Some("01:00:5e:00:00:01")),
         ];
-        let (p, notes) = plan(&nics, &NetArgs::default(), "seed").unwrap();
+        let (p, notes) = plan(&nics, &NetOptions::default(), "seed").unwrap();
         assert_eq!(p[0].mac, [0x00, 0x50, 0x56, 0xaa, 0xbb, 0x01]);
         assert_eq!(p[1].mac[0] & 3, 2, "locally administered unicast");
         assert_eq!(
             p[1].mac,
-            plan(&nics, &NetArgs::default(), "seed").unwrap().0[1].mac
+            plan(&nics, &NetOptions::default(), "seed").unwrap().0[1].mac
         );
         assert_ne!(
             p[1].mac,
-            plan(&nics, &NetArgs::default(), "other").unwrap().0[1].mac
+            plan(&nics, &NetOptions::default(), "other").unwrap().0[1].mac
         );
         assert_ne!(p[1].mac, p[2].mac);
         assert!(notes.iter().any(|n| n.contains("01:00:5e")), "{notes:?}");
@@ -476,6 +468,26 @@ mod tests {
             Some([0, 0x50, 0x56, 0xaa, 0xbb, 0xcc])
         );
         assert_eq!(parse_mac("0:50:56:aa:bb:cc"), None);
+    }
+
+    #[test]
+    fn the_mac_option_wins_for_the_first_nic_and_instances_differ() {
+        let nics = [nic("a", Some("00:50:56:AA:bb:01")), nic("b", None)];
+        let mut a = NetOptions {
+            mac: Some(parse_mac_option("52:54:00:12:34:56").unwrap()),
+            ..NetOptions::default()
+        };
+        let (p, _) = plan(&nics, &a, "one").unwrap();
+        assert_eq!(p[0].mac, [0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+        assert_eq!(p[1].mac, instance_mac("one", 1));
+        a.mac = None;
+        let (q, _) = plan(&[nic("x", None)], &a, "two").unwrap();
+        let (r, _) = plan(&[nic("x", None)], &a, "three").unwrap();
+        assert_ne!(q[0].mac, r[0].mac, "each instance has its own MAC");
+        assert_eq!(q[0].mac[0] & 3, 2, "locally administered unicast");
+        assert_eq!(instance_mac("two", 0), q[0].mac, "derived from the name");
+        assert!(parse_mac_option("01:00:5e:00:00:01").is_err());
+        assert!(parse_mac_option("nope").is_err());
     }
 
     #[test]
@@ -488,7 +500,7 @@ mod tests {
 
     #[test]
     fn a_package_without_nics_gets_one_only_when_asked() {
-        assert!(plan(&[], &NetArgs::default(), "s").unwrap().0.is_empty());
+        assert!(plan(&[], &NetOptions::default(), "s").unwrap().0.is_empty());
         let (p, notes) = plan(&[], &args(None, &[], &["8080:80"]), "s").unwrap();
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].mode, NetMode::User);

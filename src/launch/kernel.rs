@@ -1,0 +1,85 @@
+//! Which kernel boots: `--kernel` (with `--initrd`), else the one boot
+//! discovery finds in the boot disk, with the command line adjusted by
+//! `--cmdline`/`--append`.
+
+use super::LaunchError;
+use boot_discovery::CmdlineOverride;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use vmm::{BlockSource, Kernel};
+
+/// The kernel choice; keeps a discovered initrd's file while it lives.
+pub struct BootChoice {
+    pub kernel: Kernel,
+    pub initrd_path: Option<PathBuf>,
+    /// The discovered initrd, written to the cache; removed when dropped.
+    pub initrd_file: Option<tempfile::NamedTempFile>,
+    pub cmdline: String,
+    /// "/boot/vmlinuz-6.1 from \"Debian\"" or "FILE (--kernel)".
+    pub description: String,
+}
+
+/// What the user said about the kernel.
+#[derive(Debug, Clone, Default)]
+pub struct KernelOptions {
+    pub kernel: Option<PathBuf>,
+    pub initrd: Option<PathBuf>,
+    pub append: Vec<String>,
+    pub cmdline: Option<String>,
+}
+
+pub fn choose_kernel(
+    opts: &KernelOptions,
+    boot_disk: Arc<dyn BlockSource>,
+) -> Result<BootChoice, LaunchError> {
+    if let Some(kernel) = &opts.kernel {
+        let base = opts
+            .cmdline
+            .clone()
+            .unwrap_or_else(|| boot_discovery::SERIAL_CONSOLE.to_string());
+        let over = CmdlineOverride {
+            replace: None,
+            append: opts.append.clone(),
+        };
+        return Ok(BootChoice {
+            kernel: Kernel::Path(kernel.clone()),
+            initrd_path: opts.initrd.clone(),
+            initrd_file: None,
+            cmdline: boot_discovery::final_cmdline(&base, &over),
+            description: format!("{} (--kernel)", kernel.display()),
+        });
+    }
+    let over = CmdlineOverride {
+        replace: opts.cmdline.clone(),
+        append: opts.append.clone(),
+    };
+    // The discovery error already says what was found and what is missing.
+    let plan = boot_discovery::discover(boot_disk)?;
+    for r in &plan.reasons {
+        tracing::info!("{r}");
+    }
+    let (initrd_path, initrd_file) = match &plan.initrd {
+        Some(bytes) => {
+            let dir = ovf_loader::cache_dir()
+                .ok_or(LaunchError::NoCache)?
+                .join("boot");
+            let io = |source| LaunchError::Io {
+                path: dir.clone(),
+                source,
+            };
+            std::fs::create_dir_all(&dir).map_err(io)?;
+            let mut f = tempfile::NamedTempFile::new_in(&dir).map_err(io)?;
+            f.write_all(bytes).map_err(io)?;
+            (Some(f.path().to_path_buf()), Some(f))
+        }
+        None => (None, None),
+    };
+    Ok(BootChoice {
+        kernel: Kernel::Bytes(plan.kernel.clone()),
+        initrd_path,
+        initrd_file,
+        cmdline: boot_discovery::final_cmdline(&plan.cmdline, &over),
+        description: format!("{} from \"{}\"", plan.kernel_path, plan.entry_title),
+    })
+}

@@ -1,0 +1,94 @@
+//! A handle on a running VM, usable from any thread: ask for an orderly
+//! stop (the ACPI power button), kill it, and see whether its vCPUs run.
+//!
+//! There is no process-wide state: each VM has its own handle, so several
+//! VMs can live in one process and the owner maps its own signals (if any)
+//! onto the handles.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+
+#[derive(Default)]
+struct Inner {
+    power_button: AtomicBool,
+    kill: AtomicBool,
+    running: AtomicBool,
+    boots: AtomicU32,
+}
+
+/// Cheap to clone; all clones control the same VM.
+#[derive(Clone, Default)]
+pub struct VmControl(Arc<Inner>);
+
+impl std::fmt::Debug for VmControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VmControl")
+            .field("running", &self.is_running())
+            .field("boots", &self.boots())
+            .finish()
+    }
+}
+
+impl VmControl {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Press the power button (the guest decides how to shut down).
+    pub fn power_button(&self) {
+        self.0.power_button.store(true, Ordering::SeqCst);
+    }
+
+    /// Stop the VM now, without asking the guest.
+    pub fn kill(&self) {
+        self.0.kill.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the vCPUs run (set once they are started, cleared at exit).
+    pub fn is_running(&self) -> bool {
+        self.0.running.load(Ordering::SeqCst)
+    }
+
+    /// How many times the guest was started (1 after the first boot, more
+    /// after reboots).
+    pub fn boots(&self) -> u32 {
+        self.0.boots.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn take_power_button(&self) -> bool {
+        self.0.power_button.swap(false, Ordering::SeqCst)
+    }
+
+    pub(crate) fn killed(&self) -> bool {
+        self.0.kill.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn set_running(&self, running: bool) {
+        if running {
+            self.0.boots.fetch_add(1, Ordering::SeqCst);
+        }
+        self.0.running.store(running, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clones_share_state_and_the_power_button_is_taken_once() {
+        let a = VmControl::new();
+        let b = a.clone();
+        b.power_button();
+        assert!(a.take_power_button());
+        assert!(!a.take_power_button());
+        assert!(!a.killed());
+        b.kill();
+        assert!(a.killed());
+        a.set_running(true);
+        assert!(b.is_running());
+        assert_eq!(b.boots(), 1);
+        a.set_running(false);
+        assert!(!b.is_running());
+    }
+}
