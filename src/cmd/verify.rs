@@ -5,6 +5,7 @@ use clap::Args;
 use ovf_loader::verify::{verify, FileStatus, VerifyOptions, VerifyReport};
 use ovf_loader::verify_cache::VerifyCache;
 use ovf_loader::Package;
+use ovf_run::launch::options_fingerprint;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -112,14 +113,6 @@ pub fn verify_package(
         }
     }
     Ok(report)
-}
-
-fn options_fingerprint(trust_pem: Option<&[u8]>, require_trusted: bool) -> String {
-    use sha2::{Digest, Sha256};
-    let trust = trust_pem
-        .map(|p| hex::encode(Sha256::digest(p)))
-        .unwrap_or_default();
-    format!("v1 require_trusted={require_trusted} trust={trust}")
 }
 
 fn print_table(r: &VerifyReport) {

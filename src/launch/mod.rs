@@ -236,7 +236,9 @@ impl Appliance {
 
 /// The verification cache's key for these trust options (the same as
 /// `ovf-run verify --cached` uses).
-fn options_fingerprint(trust_pem: Option<&[u8]>, require_trusted: bool) -> String {
+/// The verification cache's key for the trust options: a package verified
+/// under other options is verified again. Shared with `ovf-run verify`.
+pub fn options_fingerprint(trust_pem: Option<&[u8]>, require_trusted: bool) -> String {
     use sha2::{Digest, Sha256};
     let trust = trust_pem
         .map(|p| hex::encode(Sha256::digest(p)))
