@@ -123,7 +123,7 @@ pub struct Instance {
 
 /// Start `plan`: make the instance directory, choose free host ports,
 /// start the VM thread (NICs first) and return once the VM is starting.
-pub(crate) fn start(plan: LaunchPlan) -> Result<Instance, LaunchError> {
+pub(crate) fn start(plan: LaunchPlan, held: bool) -> Result<Instance, LaunchError> {
     let LaunchPlan {
         name,
         package,
@@ -189,6 +189,9 @@ pub(crate) fn start(plan: LaunchPlan) -> Result<Instance, LaunchError> {
     };
     let initrd_file = boot.initrd_file;
     let control = VmControl::new();
+    if held {
+        control.hold();
+    }
     let (tx, rx) = mpsc::channel::<Result<Vec<String>, net::NetError>>();
     let nic_plans = machine.nics.clone();
     let ports = publish.clone();
@@ -377,6 +380,12 @@ impl Instance {
             }
         }
         self.wait()
+    }
+
+    /// Let the vCPUs of an instance started with
+    /// [`crate::LaunchPlan::start_held`] run (nothing otherwise).
+    pub fn release(&self) {
+        self.control.release();
     }
 
     /// Press the power button and return at once (a `stopping` event).

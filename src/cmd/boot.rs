@@ -101,6 +101,8 @@ pub fn run(args: BootArgs) -> ExitCode {
         config.bzimage_mode = BzImageMode::GuestDecompress;
     }
     let control = VmControl::new();
+    // The vCPUs wait until this thread is under its seccomp filter.
+    control.hold();
     let c = control.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     // passt starts on the VM's thread: its parent-death signal follows it.
@@ -123,6 +125,12 @@ pub fn run(args: BootArgs) -> ExitCode {
         Err(_) => return fail("the VM thread ended while starting", 1),
     }
     super::signals::install();
+    if let Err(e) = thread_filter::install(thread_filter::Kind::Supervisor) {
+        control.kill();
+        let _ = vm.join();
+        return fail(e, 1);
+    }
+    control.release();
     let mut seen = 0;
     let mut kill_at: Option<Instant> = None;
     while !vm.is_finished() {

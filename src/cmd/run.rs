@@ -121,6 +121,16 @@ pub fn run(args: RunArgs) -> ExitCode {
     if detached_child {
         super::detach::redirect_stderr(&inst);
     }
+    super::signals::install();
+    // The VM is built but its vCPUs wait (start_held): this thread goes
+    // under its own seccomp filter before any guest code runs.
+    if let Err(e) = thread_filter::install(thread_filter::Kind::Supervisor) {
+        say(e.to_string());
+        inst.set_cause(ExitReason::Error(e.to_string()));
+        inst.kill();
+        return ExitCode::FAILURE;
+    }
+    inst.release();
     let reason = supervise(&mut inst, &args, start);
     report_exit(&reason);
     ExitCode::from(reason.code().clamp(0, 255) as u8)
@@ -190,7 +200,7 @@ fn launch(args: &RunArgs, path: PathBuf, detached_child: bool) -> Result<Instanc
             None => ", changes discarded at exit".into(),
         }
     ));
-    let inst = plan.start().map_err(fail)?;
+    let inst = plan.start_held().map_err(fail)?;
     for l in inst.network_lines() {
         say(l);
     }
@@ -271,7 +281,6 @@ fn accept_eula_on_terminal(app: &Appliance, detached: bool) -> Result<bool, Exit
 /// Wait for readiness, then for the end; map signals and time limits onto
 /// the instance. Returns how it ended.
 fn supervise(inst: &mut Instance, args: &RunArgs, start: Instant) -> ExitReason {
-    super::signals::install();
     let mut waiter = match inst.ready_waiter(&args.ready_when) {
         Ok(w) => Some(w),
         Err(e) => {

@@ -314,7 +314,15 @@ pub struct LaunchPlan {
 impl LaunchPlan {
     /// Start the VM on its own thread; see [`crate::Instance`].
     pub fn start(self) -> Result<crate::Instance, LaunchError> {
-        crate::instance::start(self)
+        crate::instance::start(self, false)
+    }
+
+    /// Like [`LaunchPlan::start`], but the vCPUs wait (the VM built, its
+    /// network up, no guest code run) until [`crate::Instance::release`]:
+    /// for a caller that must finish its own setup before the guest runs,
+    /// as the CLI does to put its own thread under seccomp.
+    pub fn start_held(self) -> Result<crate::Instance, LaunchError> {
+        crate::instance::start(self, true)
     }
 
     /// The ports a `tcp:`/`http:` ready condition needs published.

@@ -30,17 +30,25 @@ pub enum Kind {
     /// guest reset, builds it again (KVM setup, guest memory, the kernel
     /// read from the disk image, new vCPU threads), then cleans up.
     VmLoop,
+    /// The command line's own thread once the guest may run: it waits for
+    /// the ready conditions (reads the console log, opens TCP connections
+    /// through the published ports), maps signals and stop requests onto
+    /// the instance, writes events and messages, and at the end joins the
+    /// VM thread and removes the instance's directory. It starts nothing
+    /// and opens nothing for writing.
+    Supervisor,
 }
 
 impl Kind {
     /// Every kind, for tests and listings.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Vcpu,
         Kind::Worker,
         Kind::NetIo,
         Kind::PasstRelay,
         Kind::ReadAhead,
         Kind::VmLoop,
+        Kind::Supervisor,
     ];
 
     /// A short name for messages.
@@ -52,6 +60,7 @@ impl Kind {
             Kind::PasstRelay => "passt relay",
             Kind::ReadAhead => "read-ahead",
             Kind::VmLoop => "VM loop",
+            Kind::Supervisor => "supervisor",
         }
     }
 
@@ -74,6 +83,7 @@ impl Kind {
             Kind::PasstRelay => &[PASST_RELAY],
             Kind::ReadAhead => read_ahead,
             Kind::VmLoop => vm_loop,
+            Kind::Supervisor => &[SUPERVISOR],
         };
         lists.concat()
     }
@@ -96,6 +106,12 @@ impl Kind {
             Kind::VmLoop => Ok(vec![
                 (libc::SYS_ioctl, Vec::new()),
                 (libc::SYS_openat, Vec::new()),
+            ]),
+            // std's TcpStream::connect_timeout switches O_NONBLOCK with
+            // FIONBIO.
+            Kind::Supervisor => Ok(vec![
+                (libc::SYS_ioctl, ioctl_rules(&[libc::FIONBIO as u64])?),
+                read_only_open,
             ]),
             _ => Ok(vec![read_only_open]),
         }
@@ -269,4 +285,30 @@ const VM_LOOP: &[i64] = &[
     libc::SYS_getdents64,
     libc::SYS_readlink,
     libc::SYS_flock,
+];
+
+/// The supervising thread: TCP ready checks (connect with a timeout, an
+/// HTTP request and its answer), stop requests (a file read and removed),
+/// the end of the VM thread and of its passt (join, reap), and removing
+/// the instance's directory (`remove_dir_all`).
+const SUPERVISOR: &[i64] = &[
+    libc::SYS_socket,
+    libc::SYS_connect,
+    libc::SYS_getsockopt,
+    libc::SYS_setsockopt,
+    libc::SYS_getsockname,
+    libc::SYS_getpeername,
+    libc::SYS_sendto,
+    libc::SYS_recvfrom,
+    libc::SYS_shutdown,
+    libc::SYS_unlink,
+    libc::SYS_unlinkat,
+    libc::SYS_rmdir,
+    libc::SYS_getdents64,
+    libc::SYS_kill,
+    libc::SYS_tgkill,
+    libc::SYS_wait4,
+    libc::SYS_waitid,
+    libc::SYS_flock,
+    libc::SYS_pread64,
 ];

@@ -163,3 +163,61 @@ fn open_child() {
         let _ = std::fs::OpenOptions::new().append(true).open("/dev/null");
     }
 }
+
+/// The supervisor's real work passes its filter: a TCP ready check through
+/// a published port (connect with a timeout, a request, the answer), a
+/// stop request read and removed, and the instance directory removed.
+#[test]
+fn the_supervisor_filter_lets_its_work_through() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let inst = dir.path().join("inst");
+    std::fs::create_dir_all(inst.join("sub")).unwrap();
+    std::fs::write(inst.join("request"), "stop 5").unwrap();
+    std::fs::write(inst.join("sub/console.log"), "x").unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 64];
+        let _ = s.read(&mut buf);
+        s.write_all(b"HTTP/1.0 200 OK\r\n\r\n").unwrap();
+    });
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "tests::supervisor_child", "--nocapture"])
+        .env("THREAD_FILTER_TEST_SUPERVISOR", format!("{addr}"))
+        .env("THREAD_FILTER_TEST_DIR", &inst)
+        .output()
+        .unwrap();
+    server.join().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("answer HTTP/1.0 200 OK"), "{stdout}");
+    assert!(!inst.exists(), "the instance directory was removed");
+}
+
+/// The child's side of the test above.
+#[test]
+fn supervisor_child() {
+    use std::io::{Read, Write};
+    let Ok(addr) = std::env::var("THREAD_FILTER_TEST_SUPERVISOR") else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(std::env::var("THREAD_FILTER_TEST_DIR").unwrap());
+    install(Kind::Supervisor).unwrap();
+    let request = std::fs::read_to_string(dir.join("request")).unwrap();
+    std::fs::remove_file(dir.join("request")).unwrap();
+    let mut s = std::net::TcpStream::connect_timeout(
+        &addr.parse().unwrap(),
+        std::time::Duration::from_secs(2),
+    )
+    .unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .unwrap();
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    println!("request {request}, answer {}", answer.trim());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

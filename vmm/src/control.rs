@@ -14,6 +14,7 @@ struct Inner {
     kill: AtomicBool,
     running: AtomicBool,
     boots: AtomicU32,
+    held: AtomicBool,
 }
 
 /// Cheap to clone; all clones control the same VM.
@@ -37,6 +38,30 @@ impl VmControl {
     /// Press the power button (the guest decides how to shut down).
     pub fn power_button(&self) {
         self.0.power_button.store(true, Ordering::SeqCst);
+    }
+
+    /// Keep the vCPUs from starting until [`VmControl::release`]: the VM is
+    /// built (memory, devices, kernel loaded) but runs no guest code. The
+    /// owner uses the pause to finish its own setup first (the CLI installs
+    /// its thread's seccomp filter there). Call before the VM starts.
+    pub fn hold(&self) {
+        self.0.held.store(true, Ordering::SeqCst);
+    }
+
+    /// Let held vCPUs start (nothing when not held).
+    pub fn release(&self) {
+        self.0.held.store(false, Ordering::SeqCst);
+    }
+
+    /// Wait while held; false when the VM was killed meanwhile.
+    pub(crate) fn wait_released(&self) -> bool {
+        while self.0.held.load(Ordering::SeqCst) {
+            if self.killed() {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        !self.killed()
     }
 
     /// Stop the VM now, without asking the guest.
@@ -74,6 +99,22 @@ impl VmControl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_held_vm_waits_for_release_and_a_kill_ends_the_wait() {
+        let c = VmControl::new();
+        assert!(c.wait_released(), "not held: no wait");
+        c.hold();
+        let d = c.clone();
+        let t = std::thread::spawn(move || d.wait_released());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(!t.is_finished());
+        c.release();
+        assert!(t.join().unwrap());
+        c.hold();
+        c.kill();
+        assert!(!c.wait_released());
+    }
 
     #[test]
     fn clones_share_state_and_the_power_button_is_taken_once() {

@@ -141,6 +141,11 @@ pub fn run_once(
     );
     vcpu::write_boot_structures(&mem, setup.entry)?;
 
+    // The owner may hold the start (VmControl::hold) to finish its own
+    // setup before any guest code runs.
+    if !control.wait_released() {
+        return Ok(Outcome::Stopped);
+    }
     let base_cpuid = cpuid::supported(&kvm).map_err(kvm_err("report its supported CPUID"))?;
     let exiting = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
