@@ -12,7 +12,7 @@
 
 pub mod prop_file;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod types;
 
 pub use types::{
