@@ -130,6 +130,8 @@ pub(crate) fn start(plan: LaunchPlan) -> Result<Instance, LaunchError> {
         machine,
         disks,
         boot,
+        // Not given to the guest yet: the CD-ROM transport is pending.
+        environment: _,
         persist_lock,
         options,
     } = plan;

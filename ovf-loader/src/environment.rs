@@ -136,6 +136,26 @@ pub fn document(
     Ok(out)
 }
 
+/// The ids whose properties `system_id`'s document carries: the system,
+/// the collections around it and its siblings (empty: no such system).
+pub fn visible_owners(env: &Envelope, system_id: &str) -> Vec<String> {
+    let Some(path) = env
+        .content
+        .as_ref()
+        .and_then(|root| path_to(root, system_id))
+    else {
+        return Vec::new();
+    };
+    let mut ids: Vec<String> = path.iter().map(|c| c.id().to_string()).collect();
+    if let Some(Content::VirtualSystemCollection(parent)) =
+        path.len().checked_sub(2).map(|i| path[i])
+    {
+        ids.extend(parent.members.iter().map(|m| m.id().to_string()));
+    }
+    ids.dedup();
+    ids
+}
+
 /// The chain of content from the root to `id` (both included).
 fn path_to<'a>(c: &'a Content, id: &str) -> Option<Vec<&'a Content>> {
     if c.id() == id && matches!(c, Content::VirtualSystem(_)) {

@@ -7,6 +7,7 @@ mod inspect;
 mod instances;
 mod netargs;
 mod progress;
+mod propargs;
 mod run;
 mod signals;
 mod verify;
@@ -115,11 +116,15 @@ pub fn run(cli: Cli) -> ExitCode {
     // Options given before the subcommand (`ovf-run --configuration X
     // inspect PKG`) land in the flattened run options: hand them on.
     let global_configuration = cli.run.configuration.clone();
+    let global_props = cli.run.props.clone();
     match cli.command.unwrap_or(Command::Run(cli.run)) {
         Command::Run(args) => run::run(args),
         Command::Eula(args) => print_eula(args),
         Command::Inspect(mut args) => {
             args.configuration = args.configuration.or(global_configuration);
+            if args.props.is_empty() {
+                args.props = global_props;
+            }
             inspect::run(args)
         }
         Command::Verify(args) => verify::run(args),

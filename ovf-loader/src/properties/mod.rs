@@ -120,7 +120,7 @@ pub enum PropertyError {
         declared: String,
         problem: ValueProblem,
     },
-    #[error("{} need{} a value: pass {}", if .0.len() == 1 { "this property" } else { "these properties" }, if .0.len() == 1 { "s" } else { "" }, missing_list(.0))]
+    #[error("{} no value yet: pass {}", if .0.len() == 1 { "this property has" } else { "these properties have" }, missing_list(.0))]
     Required(Vec<MissingProperty>),
     #[error("disk '{disk}' capacity is ${{{key}}}, and '{value}' is not a size: {reason}")]
     Capacity {
@@ -143,14 +143,12 @@ fn missing_list(missing: &[MissingProperty]) -> String {
     missing
         .iter()
         .map(|m| {
-            let label = m
-                .label
-                .as_deref()
-                .map(|l| format!(", {l}"))
-                .unwrap_or_default();
+            let label = m.label.as_deref().map(|l| format!(": {l}"));
             format!(
-                "--prop {}=VALUE ({}{label}: {})",
-                m.full_key, m.declared, m.problem
+                "--prop {}=VALUE ({}{})",
+                m.full_key,
+                m.declared,
+                label.unwrap_or_default()
             )
         })
         .collect::<Vec<_>>()

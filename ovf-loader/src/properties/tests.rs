@@ -229,9 +229,9 @@ fn final_values_follow_user_configuration_default_empty() {
     assert_eq!(r.missing.len(), 1);
     assert_eq!(r.missing[0].full_key, "hostname");
     let e = r.require_complete().unwrap_err().to_string();
-    assert!(
-        e.contains("--prop hostname=VALUE (string, MinLen(1),MaxLen(63), Host name"),
-        "{e}"
+    assert_eq!(
+        e,
+        "this property has no value yet: pass --prop hostname=VALUE (string, MinLen(1),MaxLen(63): Host name)"
     );
 }
 

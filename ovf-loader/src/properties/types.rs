@@ -182,9 +182,9 @@ pub enum ValueProblem {
     OutOfRange { ty: ValueType, min: i128, max: i128 },
     #[error("{ty} takes a number (like 1.5)")]
     NotReal { ty: ValueType },
-    #[error("it must be at least {min} characters long (MinLen), it has {len}")]
+    #[error("it must be at least {min} character(s) long (MinLen), it has {len}")]
     TooShort { min: u64, len: u64 },
-    #[error("it must be at most {max} characters long (MaxLen), it has {len}")]
+    #[error("it must be at most {max} character(s) long (MaxLen), it has {len}")]
     TooLong { max: u64, len: u64 },
     #[error("it must be one of {} (ValueMap)", .allowed.join(", "))]
     NotInValueMap { allowed: Vec<String> },
