@@ -141,12 +141,8 @@ pub fn inspect_with_properties(
 }
 
 fn report(pkg: &Package, configuration: Option<&str>, resolution: &Resolution) -> InspectReport {
-    // Until every property has a value, capacities stay the defaults'.
-    let applied = resolution
-        .missing
-        .is_empty()
-        .then(|| properties::apply_to_envelope(&pkg.envelope, resolution).ok())
-        .flatten();
+    // A capacity that cannot be applied stays as parsed (the run says why).
+    let applied = properties::apply_to_envelope(&pkg.envelope, resolution).ok();
     let env = applied.as_ref().unwrap_or(&pkg.envelope);
     let mut warnings = pkg.warnings.clone();
     warnings.extend(env.warnings.iter().cloned());

@@ -222,7 +222,6 @@ impl Appliance {
             &opts.properties,
         )
         .map_err(properties)?;
-        resolution.require_complete().map_err(properties)?;
         // `${key}` disk capacities take the final values.
         let envelope = ovf_loader::properties::apply_to_envelope(&self.pkg.envelope, &resolution)
             .map_err(properties)?;
@@ -235,6 +234,10 @@ impl Appliance {
             path: path.clone(),
             source,
         })?;
+        let visible = ovf_loader::environment::visible_owners(&envelope, &spec.system_id);
+        resolution
+            .require_complete_for(|owner| visible.iter().any(|v| v == owner))
+            .map_err(properties)?;
         let mut machine = plan::plan_machine(&spec, &opts.overrides, &opts.net, &name, opts.host)
             .map_err(|source| LaunchError::Plan {
             path: path.clone(),
@@ -366,6 +369,11 @@ impl LaunchPlan {
     /// Start the VM on its own thread; see [`crate::Instance`].
     pub fn start(self) -> Result<crate::Instance, LaunchError> {
         crate::instance::start(self)
+    }
+
+    /// The `ovf-env.xml` for the transport (`None`: no environment).
+    pub fn environment_xml(&self) -> Option<&[u8]> {
+        self.environment.environment_xml.as_deref()
     }
 
     /// The ports a `tcp:`/`http:` ready condition needs published.

@@ -80,6 +80,8 @@ pub struct FinalProperty {
 /// A property that needs a value the user did not give.
 #[derive(Debug, Clone, Serialize)]
 pub struct MissingProperty {
+    /// The VirtualSystem or collection whose ProductSection declares it.
+    pub owner: String,
     pub full_key: String,
     /// The declared type and qualifiers, for the message.
     pub declared: String,
@@ -231,6 +233,7 @@ pub fn resolve(
             if let Err(problem) = check_value(&ty, &quals, &value) {
                 if p.user_configurable && value.is_empty() {
                     out.missing.push(MissingProperty {
+                        owner: owner.clone(),
                         full_key: p.full_key.clone(),
                         declared: declared(p),
                         label: p.label.clone(),
@@ -312,24 +315,50 @@ fn matching(props: &[(String, &Property)], a: &Assignment) -> Result<Vec<usize>,
 /// Fail when a property still needs a value.
 impl Resolution {
     pub fn require_complete(&self) -> Result<(), PropertyError> {
-        if self.missing.is_empty() {
+        self.require_complete_for(|_| true)
+    }
+
+    /// Like [`Self::require_complete`], for the properties of the owners
+    /// `relevant` accepts (those in the running system's environment).
+    pub fn require_complete_for(
+        &self,
+        relevant: impl Fn(&str) -> bool,
+    ) -> Result<(), PropertyError> {
+        let missing: Vec<MissingProperty> = self
+            .missing
+            .iter()
+            .filter(|m| relevant(&m.owner))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
             Ok(())
         } else {
-            Err(PropertyError::Required(self.missing.clone()))
+            Err(PropertyError::Required(missing))
         }
     }
 
     /// The final value of `key` (plain or full) as `${key}` uses it.
     pub fn value_of(&self, key: &str) -> Option<&str> {
+        self.find(key).map(|p| p.value.as_str())
+    }
+
+    /// The property `key` (full key first, then plain) names.
+    pub fn find(&self, key: &str) -> Option<&FinalProperty> {
         self.properties
             .iter()
             .find(|p| p.full_key == key)
             .or_else(|| self.properties.iter().find(|p| p.key == key))
-            .map(|p| p.value.as_str())
+    }
+
+    fn is_missing(&self, p: &FinalProperty) -> bool {
+        self.missing
+            .iter()
+            .any(|m| m.owner == p.owner && m.full_key == p.full_key)
     }
 }
 
-/// The envelope with `${key}` disk capacities taken from the final values.
+/// The envelope with `${key}` disk capacities taken from the final values
+/// (a capacity whose property is still missing stays as parsed).
 pub fn apply_to_envelope(
     env: &Envelope,
     resolution: &Resolution,
@@ -339,7 +368,11 @@ pub fn apply_to_envelope(
         let Some(key) = disk.capacity_property.clone() else {
             continue;
         };
-        let value = resolution.value_of(&key).unwrap_or("").to_string();
+        let found = resolution.find(&key);
+        if found.is_some_and(|p| resolution.is_missing(p)) {
+            continue; // required and not given: stays as parsed until then
+        }
+        let value = found.map(|p| p.value.clone()).unwrap_or_default();
         let bad = |reason: String| PropertyError::Capacity {
             disk: disk.disk_id.clone(),
             key: key.clone(),

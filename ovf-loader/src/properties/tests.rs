@@ -320,6 +320,25 @@ fn capacities_use_final_values() {
         apply_to_envelope(&e, &r).unwrap().disks[0].capacity_bytes,
         20 << 30
     );
+    let e = parse_descriptor(DESCRIPTOR.replace(r#"ovf:value="2">"#, ">").as_bytes()).unwrap();
+    assert_eq!(e.disks[0].capacity_bytes, 0, "no default: decided later");
+    let r = resolve(&e, None, &[]).unwrap();
+    assert!(r.missing.iter().any(|m| m.full_key == "data_gib"));
+    assert_eq!(
+        apply_to_envelope(&e, &r).unwrap().disks[0].capacity_bytes,
+        0
+    );
+    let r = resolve(&e, None, &set(&[("data_gib", "1")])).unwrap();
+    assert_eq!(
+        apply_to_envelope(&e, &r).unwrap().disks[0].capacity_bytes,
+        1 << 30
+    );
+    let bad = DESCRIPTOR.replace("${data_gib}", "${nothing}");
+    let err = parse_descriptor(bad.as_bytes()).unwrap_err().to_string();
+    assert!(
+        err.contains("refers to property 'nothing', which the descriptor does not declare"),
+        "{err}"
+    );
 }
 
 #[test]
