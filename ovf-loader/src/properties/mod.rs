@@ -120,7 +120,7 @@ pub enum PropertyError {
         key: String,
         origin: String,
         declared: String,
-        problem: ValueProblem,
+        problem: Box<ValueProblem>,
     },
     #[error("{} no value yet: pass {}", if .0.len() == 1 { "this property has" } else { "these properties have" }, missing_list(.0))]
     Required(Vec<MissingProperty>),
@@ -213,7 +213,7 @@ pub fn resolve(
                     key: p.full_key.clone(),
                     origin: a.origin.clone(),
                     declared: declared(p),
-                    problem,
+                    problem: Box::new(problem),
                 })?;
             user[i] = Some(value);
         }
@@ -291,6 +291,7 @@ fn matching(props: &[(String, &Property)], a: &Assignment) -> Result<Vec<usize>,
         .iter()
         .map(|&i| props[i].1.full_key.clone())
         .collect();
+    full_keys.sort();
     full_keys.dedup();
     match full_keys.len() {
         0 => {
