@@ -198,14 +198,22 @@ pub fn resolve(
     let props = all_properties(env);
     let mut user: Vec<Option<String>> = vec![None; props.len()];
     for a in assignments {
-        for i in matching(&props, a)? {
+        let found = matching(&props, a)?;
+        // Systems of a collection may share a full key: set the ones the
+        // user may set; refuse when none is.
+        let settable: Vec<usize> = found
+            .iter()
+            .copied()
+            .filter(|&i| props[i].1.user_configurable)
+            .collect();
+        if settable.is_empty() {
+            return Err(PropertyError::NotConfigurable {
+                key: props[found[0]].1.full_key.clone(),
+                origin: a.origin.clone(),
+            });
+        }
+        for i in settable {
             let p = props[i].1;
-            if !p.user_configurable {
-                return Err(PropertyError::NotConfigurable {
-                    key: p.full_key.clone(),
-                    origin: a.origin.clone(),
-                });
-            }
             let ty = ValueType::parse(&p.value_type);
             let quals = parse_qualifiers(p.qualifiers.as_deref().unwrap_or(""));
             let value =

@@ -284,6 +284,32 @@ fn keys_are_plain_or_composed_and_ambiguity_is_an_error() {
 }
 
 #[test]
+fn a_full_key_shared_by_systems_sets_the_configurable_ones() {
+    let xml = r#"<?xml version="1.0"?>
+<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1">
+  <References/>
+  <VirtualSystemCollection ovf:id="c"><Info>c</Info>
+    <VirtualSystem ovf:id="a"><Info>a</Info><ProductSection><Info>p</Info>
+      <Property ovf:key="ip" ovf:userConfigurable="true" ovf:value="1"/></ProductSection></VirtualSystem>
+    <VirtualSystem ovf:id="b"><Info>b</Info><ProductSection><Info>p</Info>
+      <Property ovf:key="ip" ovf:value="2"/><Property ovf:key="lock" ovf:value="x"/></ProductSection></VirtualSystem>
+  </VirtualSystemCollection>
+</Envelope>"#;
+    let e = parse_descriptor(xml.as_bytes()).unwrap();
+    let r = resolve(&e, None, &set(&[("ip", "9")])).unwrap();
+    let values: Vec<(&str, &str)> = r
+        .properties
+        .iter()
+        .map(|p| (p.owner.as_str(), p.value.as_str()))
+        .collect();
+    assert_eq!(values, vec![("a", "9"), ("b", "2"), ("b", "x")]);
+    assert!(matches!(
+        resolve(&e, None, &set(&[("lock", "y")])),
+        Err(PropertyError::NotConfigurable { .. })
+    ));
+}
+
+#[test]
 fn later_assignments_win_and_everything_given_completes_it() {
     let r = resolve(
         &env(),
