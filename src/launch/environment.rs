@@ -28,6 +28,8 @@ pub struct EnvironmentPlan {
     pub environment_xml: Option<Vec<u8>>,
     /// Every property's final value.
     pub properties: Resolution,
+    /// The VirtualHardwareSection's `ovf:transport` lists `iso`.
+    pub requested: bool,
 }
 
 /// Decide the environment of virtual system `system_id`.
@@ -70,6 +72,7 @@ pub fn plan_environment(
         transport,
         environment_xml,
         properties,
+        requested: asks_iso,
     })
 }
 
@@ -183,6 +186,7 @@ mod tests {
             let r = resolve(&env, None, &[]).unwrap();
             let p = plan_environment(&env, "vm", r, &[nic()], &platform()).unwrap();
             assert_eq!(p.transport, expect, "{transport} {props}");
+            assert_eq!(p.requested, transport.contains("iso"));
             assert_eq!(p.environment_xml.is_some(), expect.is_some());
         }
     }

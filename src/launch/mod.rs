@@ -256,7 +256,10 @@ impl Appliance {
             path: path.clone(),
             source,
         })?;
-        if environment.transport.is_some() {
+        // Said when it matters: the user gave values or the package asks
+        // for the environment (not for every package with defaults).
+        if environment.transport.is_some() && (environment.requested || !opts.properties.is_empty())
+        {
             machine.notes.push(environment::PENDING_NOTE.into());
         }
         let persist_lock = match &opts.persist {
