@@ -130,6 +130,8 @@ pub(crate) fn start(plan: LaunchPlan, held: bool) -> Result<Instance, LaunchErro
         machine,
         disks,
         boot,
+        // Not given to the guest yet: the CD-ROM transport is pending.
+        environment: _,
         persist_lock,
         options,
     } = plan;

@@ -5,6 +5,9 @@
 use crate::machine::{machine_spec, MachineSpec};
 use crate::model::{Configuration, Content, Ignored, NetworkDefinition, OvfVersion, Property};
 use crate::package::{Package, PackageKind};
+use crate::properties::{
+    self, Assignment, MissingProperty, PropertyError, Resolution, ValueSource,
+};
 use serde::Serialize;
 
 pub const SCHEMA: &str = "ovf-run.inspect/1";
@@ -21,6 +24,8 @@ pub struct InspectReport {
     pub disks: Vec<DiskInfo>,
     pub systems: Vec<SystemInfo>,
     pub properties: Vec<PropertyInfo>,
+    /// Properties that need a value before the package can run (`--prop`).
+    pub missing_properties: Vec<MissingProperty>,
     pub ignored: Vec<Ignored>,
     pub warnings: Vec<String>,
     /// What would boot: found inside the first system's boot disk
@@ -111,12 +116,37 @@ pub struct PropertyInfo {
     pub owner: String,
     #[serde(flatten)]
     pub property: Property,
+    /// The value the guest gets (with --prop applied; `value` is the
+    /// package's default).
+    pub final_value: String,
+    pub source: ValueSource,
 }
 
+/// The report with the package's own property values.
 pub fn inspect(pkg: &Package, configuration: Option<&str>) -> InspectReport {
-    let env = &pkg.envelope;
+    let resolution = properties::resolve(&pkg.envelope, configuration, &[])
+        .expect("no assignments, nothing to refuse");
+    report(pkg, configuration, &resolution)
+}
+
+/// The report with `assignments` (`--prop`) applied: final values, and
+/// disk capacities given as `${key}` from them.
+pub fn inspect_with_properties(
+    pkg: &Package,
+    configuration: Option<&str>,
+    assignments: &[Assignment],
+) -> Result<InspectReport, PropertyError> {
+    let resolution = properties::resolve(&pkg.envelope, configuration, assignments)?;
+    Ok(report(pkg, configuration, &resolution))
+}
+
+fn report(pkg: &Package, configuration: Option<&str>, resolution: &Resolution) -> InspectReport {
+    // A capacity that cannot be applied stays as parsed (the run says why).
+    let applied = properties::apply_to_envelope(&pkg.envelope, resolution).ok();
+    let env = applied.as_ref().unwrap_or(&pkg.envelope);
     let mut warnings = pkg.warnings.clone();
     warnings.extend(env.warnings.iter().cloned());
+    warnings.extend(resolution.warnings.iter().cloned());
     let files = env
         .references
         .iter()
@@ -166,6 +196,12 @@ pub fn inspect(pkg: &Package, configuration: Option<&str>) -> InspectReport {
             &mut systems,
         );
     }
+    // all_properties and collect walk the same order.
+    for (info, fin) in properties.iter_mut().zip(&resolution.properties) {
+        debug_assert_eq!(info.property.full_key, fin.full_key);
+        info.final_value = fin.value.clone();
+        info.source = fin.source;
+    }
     InspectReport {
         schema: SCHEMA,
         package: PackageInfo {
@@ -194,6 +230,7 @@ pub fn inspect(pkg: &Package, configuration: Option<&str>) -> InspectReport {
         disks,
         systems,
         properties,
+        missing_properties: resolution.missing.clone(),
         ignored: env.ignored.clone(),
         warnings,
         boot: None,
@@ -224,6 +261,8 @@ fn collect(
         properties.extend(p.properties.iter().map(|prop| PropertyInfo {
             owner: owner.clone(),
             property: prop.clone(),
+            final_value: String::new(),
+            source: ValueSource::Empty,
         }));
     }
     match content {

@@ -1,5 +1,6 @@
 //! OVF/OVA packages: archive index (tar in place; zip, tar.gz, tar.xz),
-//! OVF model, manifest and certificate checks.
+//! OVF model, manifest and certificate checks, ProductSection properties
+//! and the OVF environment document given to the guest.
 //!
 //! This crate turns a file the user downloaded into a plain description of
 //! the machine to run. It never touches KVM and never writes into a package.
@@ -8,12 +9,14 @@ pub mod cert;
 pub mod chunks;
 pub mod container;
 pub mod disks;
+pub mod environment;
 pub mod machine;
 pub mod manifest;
 pub mod model;
 pub mod own_files;
 pub mod package;
 mod package_files;
+pub mod properties;
 pub mod regular_file;
 pub mod tar_index;
 pub mod units;

@@ -2,7 +2,8 @@
 
 use super::{human_bytes, open_package};
 use clap::Args;
-use ovf_loader::inspect::{inspect, InspectReport};
+use ovf_loader::inspect::{inspect_with_properties, InspectReport};
+use ovf_loader::properties::ValueSource;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -16,6 +17,9 @@ pub struct InspectArgs {
     /// Map the hardware of this deployment option instead of the default.
     #[arg(long, value_name = "NAME")]
     pub configuration: Option<String>,
+    /// Show the property values and disk sizes these settings give.
+    #[command(flatten)]
+    pub props: super::propargs::PropArgs,
 }
 
 pub fn run(args: InspectArgs) -> ExitCode {
@@ -39,7 +43,19 @@ pub fn run(args: InspectArgs) -> ExitCode {
             return ExitCode::from(super::EXIT_USAGE);
         }
     }
-    let mut report = inspect(&pkg, args.configuration.as_deref());
+    let usage = |e: &dyn std::fmt::Display| {
+        eprintln!("ovf-run: {e}");
+        ExitCode::from(super::EXIT_USAGE)
+    };
+    let assignments = match args.props.assignments() {
+        Ok(a) => a,
+        Err(e) => return usage(&e),
+    };
+    let mut report =
+        match inspect_with_properties(&pkg, args.configuration.as_deref(), &assignments) {
+            Ok(r) => r,
+            Err(e) => return usage(&format!("{}: {e}", args.package.display())),
+        };
     find_boot(&pkg, &mut report);
     if args.json {
         match serde_json::to_string_pretty(&report) {
@@ -102,6 +118,18 @@ fn find_boot(pkg: &ovf_loader::Package, report: &mut InspectReport) {
             })
         }
         Err(e) => report.boot_error = Some(e.to_string()),
+    }
+}
+
+/// A value for a line of text: quoted, long ones cut.
+fn shorten(value: &str) -> String {
+    const MAX: usize = 60;
+    let n = value.chars().count();
+    if n <= MAX {
+        format!("{value:?}")
+    } else {
+        let head: String = value.chars().take(MAX).collect();
+        format!("{head:?}... ({n} characters)")
     }
 }
 
@@ -238,12 +266,17 @@ fn print_text(r: &InspectReport) {
             let value = if p.property.password {
                 "(password)".to_string()
             } else {
-                p.property.value.clone().unwrap_or_default()
+                shorten(&p.final_value)
+            };
+            let source = match p.source {
+                ValueSource::User => " (given)",
+                ValueSource::Configuration => " (configuration)",
+                ValueSource::Default | ValueSource::Empty => "",
             };
             println!(
-                "  {} [{}]{} = {:?}{}",
+                "  {} [{}]{} = {}{source}{}",
                 p.property.full_key,
-                p.property.value_type,
+                ovf_loader::properties::declared(&p.property),
                 if p.property.user_configurable {
                     " user-configurable"
                 } else {
@@ -257,6 +290,10 @@ fn print_text(r: &InspectReport) {
                     .unwrap_or_default()
             );
         }
+    }
+    if !r.missing_properties.is_empty() {
+        let e = ovf_loader::properties::PropertyError::Required(r.missing_properties.clone());
+        println!("Required:  {e}");
     }
     match (&r.boot, &r.boot_error) {
         (Some(b), _) => {

@@ -7,6 +7,7 @@ mod inspect;
 mod instances;
 mod netargs;
 mod progress;
+mod propargs;
 mod run;
 mod signals;
 mod verify;
@@ -115,11 +116,15 @@ pub fn run(cli: Cli) -> ExitCode {
     // Options given before the subcommand (`ovf-run --configuration X
     // inspect PKG`) land in the flattened run options: hand them on.
     let global_configuration = cli.run.configuration.clone();
+    let global_props = cli.run.props.clone();
     match cli.command.unwrap_or(Command::Run(cli.run)) {
         Command::Run(args) => run::run(args),
         Command::Eula(args) => print_eula(args),
         Command::Inspect(mut args) => {
             args.configuration = args.configuration.or(global_configuration);
+            if args.props.is_empty() {
+                args.props = global_props;
+            }
             inspect::run(args)
         }
         Command::Verify(args) => verify::run(args),
@@ -211,6 +216,8 @@ mod tests {
             (vec!["--timeout", "10", "a.ova"], "ms, s, m or h"),
             (vec!["--ready-timeout", "soon", "a.ova"], "ms, s, m or h"),
             (vec!["--mac", "01:00:5e:00:00:01", "a.ova"], "unicast"),
+            (vec!["--prop", "hostname", "a.ova"], "KEY=VALUE"),
+            (vec!["inspect", "--prop", "=x", "a.ova"], "KEY=VALUE"),
         ] {
             let mut argv = vec!["ovf-run"];
             argv.extend(&args);
@@ -218,6 +225,43 @@ mod tests {
             assert_eq!(e.exit_code(), 2, "{args:?}");
             assert!(e.to_string().contains(says), "{args:?}: {e}");
         }
+    }
+
+    #[test]
+    fn properties_parse_on_run_and_inspect() {
+        let cli = Cli::try_parse_from([
+            "ovf-run",
+            "--prop",
+            "hostname=a=b",
+            "--prop-file",
+            "p.txt",
+            "--prop",
+            "empty=",
+            "a.ova",
+        ])
+        .unwrap();
+        let p = &cli.run.props;
+        assert_eq!(p.prop.len(), 2);
+        assert_eq!(
+            (p.prop[0].key.as_str(), p.prop[0].value.as_str()),
+            ("hostname", "a=b")
+        );
+        assert_eq!(p.prop[1].value, "");
+        assert_eq!(p.prop_file, vec![std::path::PathBuf::from("p.txt")]);
+        let cli = Cli::try_parse_from(["ovf-run", "inspect", "--prop", "k=v", "a.ova"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Inspect(i)) if i.props.prop[0].key == "k"));
+        let cli = Cli::try_parse_from(["ovf-run", "run", "--prop", "k=v", "a.ova"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Run(r)) if r.props.prop[0].value == "v"));
+    }
+
+    #[test]
+    fn a_missing_prop_file_is_a_usage_error() {
+        let args = propargs::PropArgs {
+            prop: Vec::new(),
+            prop_file: vec!["/nonexistent/props.txt".into()],
+        };
+        let e = args.assignments().unwrap_err().to_string();
+        assert!(e.starts_with("--prop-file /nonexistent/props.txt: "), "{e}");
     }
 
     #[test]

@@ -76,6 +76,8 @@ pub struct RunArgs {
     pub no_reboot: bool,
     #[command(flatten)]
     pub net: NetArgs,
+    #[command(flatten)]
+    pub props: super::propargs::PropArgs,
     /// Ready when this holds (repeatable; all must hold):
     /// console:TEXT (a console line contains TEXT), tcp:GUESTPORT (a
     /// connection through the published port stays open),
@@ -138,9 +140,9 @@ pub fn run(args: RunArgs) -> ExitCode {
 
 fn exit_code_for(e: &LaunchError) -> ExitCode {
     match e {
-        LaunchError::Trust { .. } | LaunchError::State(ovf_run::state::StateError::BadName(_)) => {
-            ExitCode::from(EXIT_USAGE)
-        }
+        LaunchError::Trust { .. }
+        | LaunchError::Properties { .. }
+        | LaunchError::State(ovf_run::state::StateError::BadName(_)) => ExitCode::from(EXIT_USAGE),
         _ => ExitCode::FAILURE,
     }
 }
@@ -151,6 +153,10 @@ fn launch(args: &RunArgs, path: PathBuf, detached_child: bool) -> Result<Instanc
         say(e.to_string());
         exit_code_for(&e)
     };
+    let properties = args.props.assignments().map_err(|e| {
+        say(e.to_string());
+        ExitCode::from(EXIT_USAGE)
+    })?;
     let mut app = Appliance::open(&path).map_err(fail)?;
     for w in app.warnings() {
         say(format!("warning: {w}"));
@@ -174,7 +180,8 @@ fn launch(args: &RunArgs, path: PathBuf, detached_child: bool) -> Result<Instanc
         }
     }
     let accept_eula = args.accept_eula || accept_eula_on_terminal(&app, detached_child)?;
-    let opts = options(args, accept_eula, detached_child, progress);
+    let mut opts = options(args, accept_eula, detached_child, progress);
+    opts.properties = properties;
     let plan = app.plan(&opts);
     bar.finish();
     let plan = plan.map_err(fail)?;

@@ -2,13 +2,16 @@
 //! [`Appliance::open`] → [`Appliance::verify`] (or skip on request) → the
 //! EULA decision ([`Appliance::eulas`], [`LaunchOptions::accept_eula`]) →
 //! [`Appliance::plan`] → a [`LaunchPlan`] → [`LaunchPlan::start`] → an
-//! [`crate::Instance`].
+//! [`crate::Instance`]. The plan applies the user's property values
+//! ([`LaunchOptions::properties`]) and prepares the OVF environment
+//! ([`environment`]).
 //!
 //! The mapping of the OVF machine and the user's overrides onto the VM is
 //! pure and lives in [`plan`]; this module opens files (disks, overlays,
 //! the kernel) around it.
 
 pub mod disks;
+pub mod environment;
 pub mod kernel;
 pub mod plan;
 
@@ -16,7 +19,9 @@ use crate::host::HostLimits;
 use crate::net::NetOptions;
 use crate::ready::ReadyWhen;
 use crate::state::{self, StateError};
+pub use environment::{EnvironmentPlan, Transport};
 pub use kernel::{BootChoice, KernelOptions};
+pub use ovf_loader::properties::Assignment;
 use ovf_loader::verify::{verify, VerifyOptions, VerifyReport};
 use ovf_loader::verify_cache::VerifyCache;
 use ovf_loader::{machine_spec, Package};
@@ -39,6 +44,17 @@ pub enum LaunchError {
     },
     #[error("{}: {source}", path.display())]
     Plan { path: PathBuf, source: PlanError },
+    /// A bad `--prop`, or a property that needs a value.
+    #[error("{}: {source}", path.display())]
+    Properties {
+        path: PathBuf,
+        source: ovf_loader::properties::PropertyError,
+    },
+    #[error("{}: {source}", path.display())]
+    Environment {
+        path: PathBuf,
+        source: ovf_loader::environment::EnvironmentError,
+    },
     #[error("--trust {}: {source}", path.display())]
     Trust {
         path: PathBuf,
@@ -196,8 +212,21 @@ impl Appliance {
             }
             None => state::generate_name(),
         };
-        let spec = machine_spec(
+        let properties = |source| LaunchError::Properties {
+            path: path.clone(),
+            source,
+        };
+        let resolution = ovf_loader::properties::resolve(
             &self.pkg.envelope,
+            opts.configuration.as_deref(),
+            &opts.properties,
+        )
+        .map_err(properties)?;
+        // `${key}` disk capacities take the final values.
+        let envelope = ovf_loader::properties::apply_to_envelope(&self.pkg.envelope, &resolution)
+            .map_err(properties)?;
+        let spec = machine_spec(
+            &envelope,
             opts.system.as_deref(),
             opts.configuration.as_deref(),
         )
@@ -205,12 +234,34 @@ impl Appliance {
             path: path.clone(),
             source,
         })?;
+        let visible = ovf_loader::environment::visible_owners(&envelope, &spec.system_id);
+        resolution
+            .require_complete_for(|owner| visible.iter().any(|v| v == owner))
+            .map_err(properties)?;
         let mut machine = plan::plan_machine(&spec, &opts.overrides, &opts.net, &name, opts.host)
             .map_err(|source| LaunchError::Plan {
             path: path.clone(),
             source,
         })?;
         machine.notes.splice(0..0, spec.warnings.iter().cloned());
+        machine.notes.extend(resolution.warnings.iter().cloned());
+        let environment = environment::plan_environment(
+            &envelope,
+            &spec.system_id,
+            resolution,
+            &machine.nics,
+            &environment::host_platform(),
+        )
+        .map_err(|source| LaunchError::Environment {
+            path: path.clone(),
+            source,
+        })?;
+        // Said when it matters: the user gave values or the package asks
+        // for the environment (not for every package with defaults).
+        if environment.transport.is_some() && (environment.requested || !opts.properties.is_empty())
+        {
+            machine.notes.push(environment::PENDING_NOTE.into());
+        }
         let persist_lock = match &opts.persist {
             Some(dir) => Some(state::lock_persist_dir(dir)?),
             None => None,
@@ -228,6 +279,7 @@ impl Appliance {
             machine,
             disks,
             boot,
+            environment,
             persist_lock,
             options: opts.clone(),
         })
@@ -274,6 +326,8 @@ pub struct LaunchOptions {
     /// Keep the instance directory after exit (detached instances).
     pub keep_state: bool,
     pub progress: Option<Progress>,
+    /// Property values (`--prop`, `--prop-file`); later ones win.
+    pub properties: Vec<Assignment>,
 }
 
 impl Default for LaunchOptions {
@@ -296,6 +350,7 @@ impl Default for LaunchOptions {
             state_root: None,
             keep_state: false,
             progress: None,
+            properties: Vec::new(),
         }
     }
 }
@@ -307,6 +362,8 @@ pub struct LaunchPlan {
     pub machine: MachinePlan,
     pub disks: Vec<DiskConfig>,
     pub boot: BootChoice,
+    /// The OVF environment: transport, `ovf-env.xml`, final property values.
+    pub environment: EnvironmentPlan,
     pub(crate) persist_lock: Option<std::fs::File>,
     pub options: LaunchOptions,
 }
@@ -323,6 +380,11 @@ impl LaunchPlan {
     /// as the CLI does to put its own thread under seccomp.
     pub fn start_held(self) -> Result<crate::Instance, LaunchError> {
         crate::instance::start(self, true)
+    }
+
+    /// The `ovf-env.xml` for the transport (`None`: no environment).
+    pub fn environment_xml(&self) -> Option<&[u8]> {
+        self.environment.environment_xml.as_deref()
     }
 
     /// The ports a `tcp:`/`http:` ready condition needs published.

@@ -308,22 +308,23 @@ fn parse_disk(disk: &Element, env: &Envelope) -> Result<DiskDefinition> {
             ))
         }
     };
-    let quantity = match raw
+    let capacity_property = raw
         .trim()
         .strip_prefix("${")
         .and_then(|r| r.strip_suffix('}'))
-    {
-        Some(key) => {
-            let value = property_value(env, key).ok_or_else(|| {
-                DescriptorError::at(
+        .map(str::to_string);
+    let quantity = match &capacity_property {
+        Some(key) => match property_value(env, key) {
+            // Decided by the final value (properties::apply_to_envelope).
+            Some(None) => 0,
+            Some(Some(value)) => parse_u64(disk, &format!("property {key}"), &value)?,
+            None => {
+                return Err(DescriptorError::at(
                     disk,
-                    format!(
-                        "Disk '{disk_id}' capacity refers to property '{key}', which has no value"
-                    ),
-                )
-            })?;
-            parse_u64(disk, &format!("property {key}"), &value)?
-        }
+                    format!("Disk '{disk_id}' capacity refers to property '{key}', which the descriptor does not declare"),
+                ))
+            }
+        },
         None => parse_u64(disk, "ovf:capacity", raw)?,
     };
     let default_units = if ovf_attr(disk, "capacity").is_none() {
@@ -351,6 +352,8 @@ fn parse_disk(disk: &Element, env: &Envelope) -> Result<DiskDefinition> {
             .map(str::to_string)
             .filter(|f| !f.is_empty()),
         capacity_bytes,
+        capacity_property,
+        capacity_units: unit_text.to_string(),
         populated_size,
         format: ovf_attr(disk, "format").map(str::to_string),
         parent_ref: ovf_attr(disk, "parentRef")
@@ -362,7 +365,8 @@ fn parse_disk(disk: &Element, env: &Envelope) -> Result<DiskDefinition> {
 /// Disks larger than 64 PiB are refused as absurd (and keep offsets far from overflow).
 pub const MAX_DISK_BYTES: u64 = 1 << 56;
 
-fn property_value(env: &Envelope, key: &str) -> Option<String> {
+/// `None`: no such property; `Some(None)`: declared without a value.
+fn property_value(env: &Envelope, key: &str) -> Option<Option<String>> {
     let content = env.content.as_ref()?;
     let mut products: Vec<&Product> = content.products().iter().collect();
     for vs in content.systems() {
@@ -372,7 +376,7 @@ fn property_value(env: &Envelope, key: &str) -> Option<String> {
         .iter()
         .flat_map(|p| p.properties.iter())
         .find(|p| p.key == key || p.full_key == key)
-        .and_then(|p| p.value.clone())
+        .map(|p| p.value.clone())
 }
 
 impl Ctx {

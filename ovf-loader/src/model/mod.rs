@@ -44,6 +44,13 @@ pub struct DiskDefinition {
     pub disk_id: String,
     pub file_ref: Option<String>,
     pub capacity_bytes: u64,
+    /// `key` when the capacity is `${key}`: the final property value
+    /// decides it ([`crate::properties::apply_to_envelope`]); until then
+    /// `capacity_bytes` is from the property's default (0 without one).
+    pub capacity_property: Option<String>,
+    /// `ovf:capacityAllocationUnits` (or its default), for `${key}` capacities.
+    #[serde(skip)]
+    pub capacity_units: String,
     pub populated_size: Option<u64>,
     pub format: Option<String>,
     pub parent_ref: Option<String>,
