@@ -20,6 +20,7 @@ pub mod config;
 mod discover;
 pub mod error;
 pub mod fs;
+pub mod initramfs;
 pub mod load;
 pub mod lvm;
 pub mod partition;
