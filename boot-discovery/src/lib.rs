@@ -18,6 +18,7 @@
 pub mod cmdline;
 pub mod config;
 mod discover;
+pub mod drivers;
 pub mod error;
 pub mod fs;
 pub mod initramfs;
