@@ -40,7 +40,7 @@ pub fn run(args: InspectArgs) -> ExitCode {
         }
     }
     let mut report = inspect(&pkg, args.configuration.as_deref());
-    find_boot(&pkg, &mut report);
+    let drivers = find_boot(&pkg, &mut report);
     if args.json {
         match serde_json::to_string_pretty(&report) {
             Ok(s) => println!("{s}"),
@@ -51,24 +51,28 @@ pub fn run(args: InspectArgs) -> ExitCode {
         }
     } else {
         print_text(&report);
+        if let Some(d) = drivers {
+            print!("Drivers:   {}", d);
+        }
     }
     ExitCode::SUCCESS
 }
 
-/// Look inside the first system's boot disk for what would boot.
-fn find_boot(pkg: &ovf_loader::Package, report: &mut InspectReport) {
+/// Look inside the first system's boot disk for what would boot; return
+/// the virtio driver check's summary (its problems also go to warnings).
+fn find_boot(pkg: &ovf_loader::Package, report: &mut InspectReport) -> Option<String> {
     let Some(system) = report.systems.iter().find(|s| s.hardware.is_some()) else {
         report.boot_error = Some("no virtual system with mappable hardware".into());
-        return;
+        return None;
     };
     let hw = system.hardware.as_ref().expect("filtered above");
     let Some(disk) = hw.disks.first() else {
         report.boot_error = Some(format!("virtual system '{}' has no disk", system.id));
-        return;
+        return None;
     };
     let Some(cache) = ovf_loader::cache_dir() else {
         report.boot_error = Some("no cache folder (set HOME or XDG_CACHE_HOME)".into());
-        return;
+        return None;
     };
     // A gzip-compressed disk is inflated once into the cache: show progress.
     let progress = std::sync::Arc::new(super::progress::ByteProgress::new());
@@ -86,10 +90,10 @@ fn find_boot(pkg: &ovf_loader::Package, report: &mut InspectReport) {
         }
         Err(e) => {
             report.boot_error = Some(format!("cannot open the boot disk {}: {e}", disk.disk_id));
-            return;
+            return None;
         }
     };
-    match boot_discovery::describe(source) {
+    match boot_discovery::describe(source.clone()) {
         Ok(plan) => {
             report.boot = Some(ovf_loader::inspect::BootInfo {
                 system_id: system.id.clone(),
@@ -101,7 +105,33 @@ fn find_boot(pkg: &ovf_loader::Package, report: &mut InspectReport) {
                 reasons: plan.reasons.clone(),
             })
         }
-        Err(e) => report.boot_error = Some(e.to_string()),
+        Err(e) => {
+            report.boot_error = Some(e.to_string());
+            return None;
+        }
+    }
+    drivers_summary(source, report)
+}
+
+/// Virtio drivers in the initramfs (issue 12). This reads the kernel and
+/// initrd, which `describe` above only sized.
+fn drivers_summary(
+    source: std::sync::Arc<dyn boot_discovery::BlockSource>,
+    report: &mut InspectReport,
+) -> Option<String> {
+    match boot_discovery::drivers::check(source) {
+        Ok(d) => {
+            report
+                .warnings
+                .extend(d.problems.iter().map(|p| format!("virtio drivers: {p}")));
+            Some(d.summary())
+        }
+        Err(e) => {
+            report.warnings.push(format!(
+                "cannot check the initramfs for virtio drivers: {e}"
+            ));
+            None
+        }
     }
 }
 

@@ -192,6 +192,13 @@ pub fn prepare(disk: Arc<dyn BlockSource>, plan: &BootPlan) -> Result<DriverRepo
     prepare_with(&scan.volumes, plan)
 }
 
+/// Discover what boots (reading its kernel and initrd) and check its
+/// drivers: what `inspect` shows.
+pub fn check(disk: Arc<dyn BlockSource>) -> Result<DriverReport, DriverError> {
+    let plan = crate::discover(disk.clone())?;
+    prepare(disk, &plan)
+}
+
 /// As [`prepare`], over volumes already scanned.
 pub fn prepare_with(volumes: &[Volume], plan: &BootPlan) -> Result<DriverReport, DriverError> {
     let mut report = DriverReport::new(&plan.cmdline);

@@ -84,18 +84,17 @@ struct Lz4Legacy<'a, 'b> {
 
 impl Lz4Legacy<'_, '_> {
     fn next_block(&mut self) -> io::Result<bool> {
-        let Some(len) = self.src.get(..4) else {
-            return Ok(false);
-        };
-        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]);
-        if len == 0
-            || len.to_le_bytes() == LZ4_LEGACY_MAGIC
-            || len > (LZ4_LEGACY_BLOCK as u32 + 65536)
-        {
-            if len.to_le_bytes() == LZ4_LEGACY_MAGIC {
-                *self.src = &self.src[4..];
-                return self.next_block();
+        let len = loop {
+            let Some(word) = self.src.get(..4) else {
+                return Ok(false);
+            };
+            // A magic inside the stream starts another one: skip it.
+            if word != LZ4_LEGACY_MAGIC {
+                break u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
             }
+            *self.src = &self.src[4..];
+        };
+        if len == 0 || len > (LZ4_LEGACY_BLOCK as u32 + 65536) {
             return Ok(false);
         }
         let block = self
