@@ -280,6 +280,11 @@ fn built_in_virtio_needs_nothing_and_a_kernel_without_it_is_named() {
     let report = drivers::prepare(src, &plan).unwrap();
     assert!(report.modules.iter().all(|m| m.state == State::BuiltIn));
     assert!(report.appended_cpio.is_none());
+    // Without an initramfs, built-in drivers are all it takes.
+    let mut plan = plan;
+    plan.initrd = None;
+    let report = drivers::prepare(source(&disk), &plan).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
 
     // The same initramfs, but the disk's modules.dep knows no virtio.
     let tmp = tempfile::tempdir().unwrap();

@@ -207,6 +207,10 @@ fn limits_are_enforced() {
         read(&zst, &|_| false, small),
         Err(InitramfsError::TooLarge { limit: 100_000 })
     ));
+    assert!(matches!(
+        read(&archive, &|_| false, small),
+        Err(InitramfsError::TooLarge { limit: 100_000 })
+    ));
     let few = Limits {
         max_entries: 3,
         ..Limits::default()
