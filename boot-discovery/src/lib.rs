@@ -18,8 +18,10 @@
 pub mod cmdline;
 pub mod config;
 mod discover;
+pub mod drivers;
 pub mod error;
 pub mod fs;
+pub mod initramfs;
 pub mod load;
 pub mod lvm;
 pub mod partition;

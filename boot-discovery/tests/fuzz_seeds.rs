@@ -62,3 +62,33 @@ fn disk_inputs() {
         assert_eq!(described.is_ok(), discovered.is_ok(), "{}", path.display());
     }
 }
+
+#[test]
+fn initramfs_inputs() {
+    use boot_discovery::drivers::{facts, kmod_index};
+    use boot_discovery::initramfs::{read, Limits};
+    let mut read_ok = 0;
+    for (path, data) in fuzz_inputs::inputs(fuzz_dir(), "initramfs") {
+        let limits = Limits {
+            max_inflated: 64 << 20,
+            max_entries: 100_000,
+            max_kept_file: 1 << 20,
+        };
+        let got = read(&data, &|_| true, limits);
+        if let Ok(ird) = &got {
+            let f = facts::gather(ird);
+            if let Some(dep) = &f.moddep {
+                let _ = kmod_index::modules_dep_bin(dep);
+            }
+        }
+        if path
+            .parent()
+            .is_some_and(|p| p.ends_with("seeds/initramfs"))
+        {
+            let ird = got.unwrap_or_else(|e| panic!("{}: a real image: {e}", path.display()));
+            assert!(ird.get("conf/modules").is_some(), "{}", path.display());
+            read_ok += 1;
+        }
+    }
+    assert!(read_ok >= 7, "the committed seeds are there");
+}

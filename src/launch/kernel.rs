@@ -55,10 +55,11 @@ pub fn choose_kernel(
         append: opts.append.clone(),
     };
     // The discovery error already says what was found and what is missing.
-    let plan = boot_discovery::discover(boot_disk)?;
+    let plan = boot_discovery::discover(boot_disk.clone())?;
     for r in &plan.reasons {
         tracing::info!("{r}");
     }
+    let drivers = check_drivers(boot_disk, &plan);
     let (initrd_path, initrd_file) = match &plan.initrd {
         Some(bytes) => {
             let dir = ovf_loader::cache_dir()
@@ -71,15 +72,57 @@ pub fn choose_kernel(
             std::fs::create_dir_all(&dir).map_err(io)?;
             let mut f = tempfile::NamedTempFile::new_in(&dir).map_err(io)?;
             f.write_all(bytes).map_err(io)?;
+            // The kernel unpacks concatenated archives; ours goes last,
+            // 4-byte aligned. Only this cached copy changes, never the disk.
+            if let Some(cpio) = drivers.as_ref().and_then(|d| d.appended_cpio.as_ref()) {
+                f.write_all(&[0u8; 3][..bytes.len().next_multiple_of(4) - bytes.len()])
+                    .map_err(io)?;
+                f.write_all(cpio).map_err(io)?;
+            }
             (Some(f.path().to_path_buf()), Some(f))
         }
         None => (None, None),
+    };
+    let (entry_cmdline, extra) = match &drivers {
+        Some(d) => (d.cmdline.clone(), d.cmdline_extra.clone()),
+        None => (plan.cmdline.clone(), Vec::new()),
+    };
+    let over = CmdlineOverride {
+        append: extra.into_iter().chain(over.append).collect(),
+        ..over
     };
     Ok(BootChoice {
         kernel: Kernel::Bytes(plan.kernel.clone()),
         initrd_path,
         initrd_file,
-        cmdline: boot_discovery::final_cmdline(&plan.cmdline, &over),
+        cmdline: boot_discovery::final_cmdline(&entry_cmdline, &over),
         description: format!("{} from \"{}\"", plan.kernel_path, plan.entry_title),
     })
+}
+
+/// Virtio drivers and root device names (issue 12): what the initramfs
+/// lacks is added to the in-memory copy, an old `root=/dev/sdXN` becomes
+/// `root=UUID=`. A failure here is logged and the plan boots unchanged: the
+/// guest may still manage (a kernel with everything built in).
+fn check_drivers(
+    disk: Arc<dyn BlockSource>,
+    plan: &boot_discovery::BootPlan,
+) -> Option<boot_discovery::drivers::DriverReport> {
+    match boot_discovery::drivers::prepare(disk, plan) {
+        Ok(report) => {
+            for line in report.summary().lines() {
+                tracing::info!("drivers: {}", line.trim());
+            }
+            for p in &report.problems {
+                tracing::warn!("the guest will probably not find its disk: {p}");
+            }
+            Some(report)
+        }
+        Err(e) => {
+            tracing::warn!(
+                "cannot check the initramfs for virtio drivers: {e}; booting it as it is"
+            );
+            None
+        }
+    }
 }
