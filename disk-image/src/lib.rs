@@ -17,6 +17,7 @@ pub mod export;
 mod grain_cache;
 pub mod gzip;
 pub mod inflate;
+pub mod iso_writer;
 pub mod overlay;
 mod partial_cleanup;
 pub mod qcow2;

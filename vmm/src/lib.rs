@@ -46,6 +46,25 @@ impl std::fmt::Debug for DiskConfig {
     }
 }
 
+/// A CD-ROM drive as the guest sees it: a virtio-scsi controller of its
+/// own with the medium at target 0, LUN 0 (Linux: `/dev/sr*`), read-only.
+#[derive(Clone)]
+pub struct CdromConfig {
+    /// The ISO image, read in 2048-byte blocks.
+    pub source: Arc<dyn BlockSource>,
+    /// The unit serial number (VPD page 0x80; at most 20 characters).
+    pub serial: String,
+}
+
+impl std::fmt::Debug for CdromConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CdromConfig")
+            .field("capacity", &self.source.capacity())
+            .field("serial", &self.serial)
+            .finish()
+    }
+}
+
 /// Everything needed to run a VM.
 #[derive(Debug, Clone)]
 pub struct VmConfig {
@@ -60,6 +79,9 @@ pub struct VmConfig {
     pub nics: Vec<NicConfig>,
     /// Add a virtio-rng device.
     pub entropy: bool,
+    /// CD-ROM drives, last on the PCI bus (so adding one never moves the
+    /// slots, and thus the guest's names, of the disks and NICs).
+    pub cdroms: Vec<CdromConfig>,
     pub console: ConsoleConfig,
     /// Exit instead of restarting when the guest reboots.
     pub no_reboot: bool,
@@ -80,6 +102,7 @@ impl VmConfig {
             disks: Vec::new(),
             nics: Vec::new(),
             entropy: true,
+            cdroms: Vec::new(),
             console: ConsoleConfig {
                 stdio: true,
                 log: None,

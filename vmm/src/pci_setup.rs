@@ -1,5 +1,5 @@
 //! Attaching the PCI host bridge and the virtio devices (disks, NICs,
-//! entropy, in that order): one slot and one 64 KiB BAR per device,
+//! entropy, CD-ROMs, in that order): one slot and one 64 KiB BAR per device,
 //! ioeventfds on the queue notify addresses.
 
 use crate::interrupts::KvmInterrupts;
@@ -14,6 +14,7 @@ use devices::virtio::block::VirtioBlock;
 use devices::virtio::net::{format_mac, VirtioNet};
 use devices::virtio::pci::{VirtioPciDevice, BAR_SIZE};
 use devices::virtio::rng::VirtioRng;
+use devices::virtio::scsi::VirtioScsi;
 use devices::virtio::VirtioDevice;
 use kvm_ioctls::{IoEventAddress, NoDatamatch, VmFd};
 use std::sync::{Arc, Mutex};
@@ -54,6 +55,12 @@ pub fn attach(
     }
     if config.entropy {
         devs.push(("virtio-rng".into(), Box::new(VirtioRng::new())));
+    }
+    for (i, c) in config.cdroms.iter().enumerate() {
+        devs.push((
+            format!("CD-ROM {i} ({})", c.serial),
+            Box::new(VirtioScsi::new(c.source.clone(), c.serial.clone())),
+        ));
     }
     let router: Arc<dyn MsiRouter> = irqs.clone();
     let mut bar = PCI_MMIO_START;

@@ -11,6 +11,7 @@ pub mod block;
 pub mod net;
 pub mod pci;
 pub mod rng;
+pub mod scsi;
 pub mod worker;
 
 use std::io;
