@@ -35,9 +35,12 @@ pub fn drain_queue(
     let ring = |e: virtio_queue::Error| io::Error::other(format!("virtio ring: {e}"));
     let event_idx = aq.queue.event_idx_enabled();
     let mut unsignalled = false;
+    let mut first = true;
     loop {
         aq.queue.disable_notification(mem).map_err(ring)?;
+        let mut popped = false;
         while let Some(chain) = aq.queue.pop_descriptor_chain(mem) {
+            popped = true;
             let head = chain.head_index();
             let len = handle(chain);
             aq.queue.add_used(mem, head, len).map_err(ring)?;
@@ -47,6 +50,11 @@ pub fn drain_queue(
                 unsignalled = false;
             }
         }
+        if !first && !popped {
+            // The last round saw chains waiting but none can be taken.
+            return Err(stuck_ring(&aq.queue, mem));
+        }
+        first = false;
         if !aq.queue.enable_notification(mem).map_err(ring)? {
             break;
         }
@@ -55,6 +63,27 @@ pub fn drain_queue(
         aq.interrupt.signal()?;
     }
     Ok(())
+}
+
+/// The error for a ring whose available index says chains are waiting
+/// while none can be taken: the index is more than the queue size ahead of
+/// the device, or the ring sits at guest address 0, which virtio-queue
+/// treats as "not set up". Without this check the drain loop would spin
+/// forever on such a ring (`devices/fuzz/regressions/virtio_blk`). The
+/// queue stays unserved until the driver resets the device.
+pub fn stuck_ring(queue: &virtio_queue::Queue, mem: &Memory) -> io::Error {
+    let idx = queue
+        .avail_idx(mem, std::sync::atomic::Ordering::Acquire)
+        .map(|i| i.0.to_string())
+        .unwrap_or_else(|_| "unreadable".into());
+    io::Error::other(format!(
+        "virtio ring broken by the driver: available index {idx}, next chain {}, \
+         queue size {}, available ring at {:#x}; no chain can be taken, the queue \
+         is not served until the device is reset",
+        queue.next_avail(),
+        queue.size(),
+        queue.avail_ring()
+    ))
 }
 
 const KILL_TOKEN: u32 = u32::MAX;
