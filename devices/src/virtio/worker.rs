@@ -241,6 +241,23 @@ mod tests {
     }
 
     #[test]
+    fn a_ring_whose_index_runs_past_the_queue_is_an_error_not_a_spin() {
+        let mem = Memory::from_ranges(&[(GuestAddress(0), 0x40_0000)]).unwrap();
+        let vq = MockSplitQueue::new(&mem, 16);
+        let desc = SplitDescriptor::new(0x10_0000, 64, VRING_DESC_F_WRITE as u16, 0);
+        vq.add_desc_chains(&[RawDescriptor::from(desc)], 0).unwrap();
+        // The driver claims 1000 chains in a 16-entry ring.
+        vq.avail().idx().store(1000);
+        let mut aq = ActiveQueue {
+            queue: vq.create_queue().unwrap(),
+            notify: EventFd::new(EFD_NONBLOCK).unwrap(),
+            interrupt: Arc::new(EventFd::new(EFD_NONBLOCK).unwrap()) as Arc<dyn Signal>,
+        };
+        let e = drain_queue(&mut aq, &mem, |_| 64).unwrap_err();
+        assert!(e.to_string().contains("available index 1000"), "{e}");
+    }
+
+    #[test]
     fn drain_without_event_idx_interrupts_once_and_leaves_kicks_on() {
         let (irqs, _, used_flags) = run(false);
         assert_eq!(irqs, 1);
