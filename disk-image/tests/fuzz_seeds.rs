@@ -1,11 +1,16 @@
 //! Every committed input of the disk-image fuzz targets (`fuzz/seeds`,
 //! `fuzz/regressions`) replayed the way the targets use it.
 
+#[path = "../../fuzz/harness/exercise.rs"]
+mod exercise;
 #[path = "../../tests/support/fuzz_inputs.rs"]
 mod fuzz_inputs;
+#[path = "../../fuzz/harness/sparse_image.rs"]
+mod sparse_image;
 
 use disk_image::{
-    qcow2, vmdk_descriptor, vmdk_sparse, BlockSource, ByteRange, ExtentResolver, MemRange,
+    qcow2, vhd, vhdx, vmdk_descriptor, vmdk_sparse, BlockSource, ByteRange, ExtentResolver,
+    MemRange,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -74,4 +79,38 @@ fn vmdk_descriptor_inputs() {
             exercise(&src);
         }
     }
+}
+
+/// The vhd and vhdx targets' inputs (patches over zeros); every seed, all
+/// made by qemu-img, must open.
+fn sparse_inputs(
+    target: &str,
+    open: fn(Arc<dyn ByteRange>) -> Result<Arc<dyn BlockSource>, disk_image::DiskError>,
+) {
+    for (path, data) in fuzz_inputs::inputs(fuzz_dir(), target) {
+        eprintln!("{}", path.display());
+        let Some(image) = sparse_image::SparseImage::decode(&data) else {
+            continue;
+        };
+        let image: Arc<dyn ByteRange> = Arc::new(image);
+        let _ = vhd::has_fixed_footer(&*image);
+        match open(image) {
+            Ok(src) => exercise::exercise(&*src),
+            Err(e) => assert!(
+                !path.to_string_lossy().contains("/seeds/"),
+                "{}: {e}",
+                path.display()
+            ),
+        }
+    }
+}
+
+#[test]
+fn vhd_inputs() {
+    sparse_inputs("vhd", vhd::open);
+}
+
+#[test]
+fn vhdx_inputs() {
+    sparse_inputs("vhdx", vhdx::open);
 }

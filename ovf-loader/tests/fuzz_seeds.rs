@@ -1,8 +1,12 @@
 //! Every committed input of the ovf-loader fuzz targets
 //! (`ovf-loader/fuzz/seeds`, `.../regressions`), replayed as the targets do.
 
+#[path = "../fuzz/harness/chunks.rs"]
+mod chunks;
 #[path = "../../tests/support/fuzz_inputs.rs"]
 mod fuzz_inputs;
+#[path = "../fuzz/harness/gzip.rs"]
+mod gzip;
 
 use std::path::Path;
 
@@ -51,5 +55,21 @@ fn certificate_inputs() {
             // Signed correctly; trusted only because it is given as trust.
             assert!(checked.is_ok(), "{checked:?}");
         }
+    }
+}
+
+#[test]
+fn gzip_inputs() {
+    for (path, data) in fuzz_inputs::inputs(fuzz_dir(), "gzip") {
+        eprintln!("{}", path.display());
+        gzip::run(&data);
+    }
+}
+
+#[test]
+fn chunks_inputs() {
+    for (path, data) in fuzz_inputs::inputs(fuzz_dir(), "chunks") {
+        eprintln!("{}", path.display());
+        chunks::run(&data);
     }
 }

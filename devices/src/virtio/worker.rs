@@ -35,9 +35,12 @@ pub fn drain_queue(
     let ring = |e: virtio_queue::Error| io::Error::other(format!("virtio ring: {e}"));
     let event_idx = aq.queue.event_idx_enabled();
     let mut unsignalled = false;
+    let mut first = true;
     loop {
         aq.queue.disable_notification(mem).map_err(ring)?;
+        let mut popped = false;
         while let Some(chain) = aq.queue.pop_descriptor_chain(mem) {
+            popped = true;
             let head = chain.head_index();
             let len = handle(chain);
             aq.queue.add_used(mem, head, len).map_err(ring)?;
@@ -47,6 +50,11 @@ pub fn drain_queue(
                 unsignalled = false;
             }
         }
+        if !first && !popped {
+            // The last round saw chains waiting but none can be taken.
+            return Err(stuck_ring(&aq.queue, mem));
+        }
+        first = false;
         if !aq.queue.enable_notification(mem).map_err(ring)? {
             break;
         }
@@ -55,6 +63,27 @@ pub fn drain_queue(
         aq.interrupt.signal()?;
     }
     Ok(())
+}
+
+/// The error for a ring whose available index says chains are waiting
+/// while none can be taken: the index is more than the queue size ahead of
+/// the device, or the ring sits at guest address 0, which virtio-queue
+/// treats as "not set up". Without this check the drain loop would spin
+/// forever on such a ring (`devices/fuzz/regressions/virtio_blk`). The
+/// queue stays unserved until the driver resets the device.
+pub fn stuck_ring(queue: &virtio_queue::Queue, mem: &Memory) -> io::Error {
+    let idx = queue
+        .avail_idx(mem, std::sync::atomic::Ordering::Acquire)
+        .map(|i| i.0.to_string())
+        .unwrap_or_else(|_| "unreadable".into());
+    io::Error::other(format!(
+        "virtio ring broken by the driver: available index {idx}, next chain {}, \
+         queue size {}, available ring at {:#x}; no chain can be taken, the queue \
+         is not served until the device is reset",
+        queue.next_avail(),
+        queue.size(),
+        queue.avail_ring()
+    ))
 }
 
 const KILL_TOKEN: u32 = u32::MAX;
@@ -209,6 +238,23 @@ mod tests {
         let (irqs, avail_event, _) = run(true);
         assert_eq!(irqs, 1);
         assert_eq!(avail_event, 3, "kick wanted at the next chain");
+    }
+
+    #[test]
+    fn a_ring_whose_index_runs_past_the_queue_is_an_error_not_a_spin() {
+        let mem = Memory::from_ranges(&[(GuestAddress(0), 0x40_0000)]).unwrap();
+        let vq = MockSplitQueue::new(&mem, 16);
+        let desc = SplitDescriptor::new(0x10_0000, 64, VRING_DESC_F_WRITE as u16, 0);
+        vq.add_desc_chains(&[RawDescriptor::from(desc)], 0).unwrap();
+        // The driver claims 1000 chains in a 16-entry ring.
+        vq.avail().idx().store(1000);
+        let mut aq = ActiveQueue {
+            queue: vq.create_queue().unwrap(),
+            notify: EventFd::new(EFD_NONBLOCK).unwrap(),
+            interrupt: Arc::new(EventFd::new(EFD_NONBLOCK).unwrap()) as Arc<dyn Signal>,
+        };
+        let e = drain_queue(&mut aq, &mem, |_| 64).unwrap_err();
+        assert!(e.to_string().contains("available index 1000"), "{e}");
     }
 
     #[test]

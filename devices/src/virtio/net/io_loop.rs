@@ -13,6 +13,7 @@
 use super::rx::{arm_kick_for_more_buffers, deliver, RxOutcome};
 use super::tx::read_frame;
 use crate::net_backend::{NetBackend, MAX_FRAME};
+use crate::virtio::worker::stuck_ring;
 use crate::virtio::{ActiveQueue, Memory};
 use std::io;
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -271,16 +272,24 @@ impl NetIo {
         let ring_err = |e: virtio_queue::Error| io::Error::other(format!("transmit queue: {e}"));
         // No kicks while we drain the ring (a no-op with EVENT_IDX).
         self.tx.queue.disable_notification(&mem).map_err(ring_err)?;
+        let mut rearmed = false;
         for _ in 0..BATCH {
             let Some(chain) = self.tx.queue.pop_descriptor_chain(&mem) else {
                 // Re-arm the guest's kick; frames queued before it took
                 // effect are picked up now rather than never.
                 if self.tx.queue.enable_notification(&mem).map_err(ring_err)? {
+                    if rearmed {
+                        // Chains said to wait, none to take: a broken ring,
+                        // which would keep this thread spinning.
+                        return Err(stuck_ring(&self.tx.queue, &mem));
+                    }
+                    rearmed = true;
                     continue;
                 }
                 self.flush_backend(epoll);
                 return Ok((used, false));
             };
+            rearmed = false;
             let head = chain.head_index();
             let sent = match read_frame(chain, &mem, &mut self.tx_buf) {
                 Ok(len) => self.send_tx(epoll, len),
@@ -365,6 +374,21 @@ impl NetIo {
                 }
             }
         }
+    }
+
+    /// What the thread does after kicks on both queues, without the
+    /// thread or any waiting: up to `rounds` rounds of one transmit batch
+    /// and one receive batch. Returns whether work was left after them.
+    pub fn run_rounds(&mut self, rounds: usize) -> io::Result<bool> {
+        let epoll = Epoll::new()?;
+        for _ in 0..rounds {
+            let tx_more = self.step(&epoll, TX_QUEUE);
+            let rx_more = self.step(&epoll, RX_QUEUE);
+            if !tx_more && !rx_more {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// One batch in one direction; returns whether more may be waiting.

@@ -79,6 +79,27 @@ impl VirtioNet {
     }
 }
 
+/// The I/O thread's queue work without the thread, for the `virtio_net`
+/// fuzz target (`devices/fuzz`, a guest-controlled memory image) and
+/// tests: up to `rounds` rounds of one transmit batch then one receive
+/// batch over `rx` and `tx` as a driver set them up, with `backend`.
+/// Returns whether work was left after the last round: with finitely many
+/// frames and chains, any ring, well-formed or not, must settle. The
+/// device itself never calls this; it runs the same steps on its thread.
+#[doc(hidden)]
+pub fn process_queues(
+    rx: ActiveQueue,
+    tx: ActiveQueue,
+    mem: Memory,
+    backend: Box<dyn NetBackend>,
+    mergeable: bool,
+    rounds: usize,
+) -> io::Result<bool> {
+    let status = Arc::new(AtomicU16::new(VIRTIO_NET_S_LINK_UP));
+    let name = "virtio-net (queues only)".to_string();
+    NetIo::new(rx, tx, mem, Some(backend), mergeable, status, name).run_rounds(rounds)
+}
+
 /// "52:54:00:12:34:56"
 pub fn format_mac(mac: &[u8; 6]) -> String {
     mac.iter()
