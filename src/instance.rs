@@ -130,8 +130,8 @@ pub(crate) fn start(plan: LaunchPlan, held: bool) -> Result<Instance, LaunchErro
         machine,
         disks,
         boot,
-        // Not given to the guest yet: the CD-ROM transport is pending.
         environment: _,
+        cdroms,
         persist_lock,
         options,
     } = plan;
@@ -184,6 +184,7 @@ pub(crate) fn start(plan: LaunchPlan, held: bool) -> Result<Instance, LaunchErro
     config.initrd = boot.initrd_path;
     config.cmdline = boot.cmdline;
     config.disks = disks;
+    config.cdroms = cdroms;
     config.no_reboot = options.no_reboot;
     config.console = ConsoleConfig {
         stdio: options.console_stdio,

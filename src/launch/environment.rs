@@ -5,9 +5,12 @@
 //! [`host_platform`]; everything else is unit-tested here.
 
 use crate::net::NicPlan;
+use block_source::MemorySource;
+use disk_image::iso_writer::{build_iso, IsoFile, IsoWriteError};
 use ovf_loader::environment::{self, Adapter, EnvironmentError, Platform};
 use ovf_loader::model::Envelope;
 use ovf_loader::properties::Resolution;
+use std::sync::Arc;
 
 /// How the environment reaches the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,8 +19,28 @@ pub enum Transport {
     Iso,
 }
 
-/// Said while the CD-ROM transport is not attached yet (docs/ovf-environment.md).
-pub const PENDING_NOTE: &str = "the OVF environment (ovf-env.xml with the property values) is prepared, but the CD-ROM that carries it to the guest is not implemented yet; the guest does not see the properties";
+/// The volume label of the environment's ISO image (VMware's is "OVF ENV").
+pub const ISO_LABEL: &str = "OVF ENV";
+
+/// The CD-ROM that carries the environment (transport `iso`): an ISO 9660
+/// image (Joliet and Rock Ridge names, so Linux and cloud-init's OVF
+/// datasource see `ovf-env.xml`) built in memory, never written anywhere.
+pub fn cdroms(env: &EnvironmentPlan) -> Result<Vec<vmm::CdromConfig>, IsoWriteError> {
+    let (Some(Transport::Iso), Some(xml)) = (env.transport, env.environment_xml.as_ref()) else {
+        return Ok(Vec::new());
+    };
+    let image = build_iso(
+        ISO_LABEL,
+        &[IsoFile {
+            name: "ovf-env.xml".into(),
+            contents: xml.clone(),
+        }],
+    )?;
+    Ok(vec![vmm::CdromConfig {
+        source: Arc::new(MemorySource::new(image, true)),
+        serial: "ovf-env".into(),
+    }])
+}
 
 /// What the guest is told, and how.
 #[derive(Debug, Clone, Default)]
@@ -216,5 +239,33 @@ mod tests {
         assert_eq!(locale_name("C.UTF-8"), "en");
         assert_eq!(locale_name(""), "en");
         assert_eq!(host_platform().version, env!("CARGO_PKG_VERSION"));
+    }
+
+    #[test]
+    fn the_environment_rides_on_one_cdrom_and_no_environment_means_none() {
+        let prop = r#"<Property ovf:key="hostname" ovf:userConfigurable="true" ovf:value="h"/>"#;
+        let env = descriptor("", prop);
+        let r = resolve(&env, None, &["hostname=sandbox-42".parse().unwrap()]).unwrap();
+        let p = plan_environment(&env, "vm", r, &[nic()], &platform()).unwrap();
+        let xml = p.environment_xml.clone().unwrap();
+        let cds = cdroms(&p).unwrap();
+        assert_eq!(cds.len(), 1);
+        let cap = cds[0].source.capacity();
+        assert_eq!(cap % 2048, 0);
+        let mut image = vec![0u8; cap as usize];
+        cds[0].source.read_at(&mut image, 0).unwrap();
+        assert!(
+            image.windows(xml.len()).any(|w| w == xml.as_slice()),
+            "the document is in the image whole"
+        );
+        assert!(
+            cds[0].source.write_at(&[0], 0).is_err(),
+            "the CD-ROM is read-only"
+        );
+
+        let env = descriptor("", "");
+        let r = resolve(&env, None, &[]).unwrap();
+        let p = plan_environment(&env, "vm", r, &[nic()], &platform()).unwrap();
+        assert!(cdroms(&p).unwrap().is_empty());
     }
 }

@@ -55,6 +55,11 @@ pub enum LaunchError {
         path: PathBuf,
         source: ovf_loader::environment::EnvironmentError,
     },
+    #[error("{}: cannot build the OVF environment's CD-ROM image: {source}", path.display())]
+    EnvironmentIso {
+        path: PathBuf,
+        source: disk_image::iso_writer::IsoWriteError,
+    },
     #[error("--trust {}: {source}", path.display())]
     Trust {
         path: PathBuf,
@@ -256,12 +261,11 @@ impl Appliance {
             path: path.clone(),
             source,
         })?;
-        // Said when it matters: the user gave values or the package asks
-        // for the environment (not for every package with defaults).
-        if environment.transport.is_some() && (environment.requested || !opts.properties.is_empty())
-        {
-            machine.notes.push(environment::PENDING_NOTE.into());
-        }
+        let cdroms =
+            environment::cdroms(&environment).map_err(|source| LaunchError::EnvironmentIso {
+                path: path.clone(),
+                source,
+            })?;
         let persist_lock = match &opts.persist {
             Some(dir) => Some(state::lock_persist_dir(dir)?),
             None => None,
@@ -280,6 +284,7 @@ impl Appliance {
             disks,
             boot,
             environment,
+            cdroms,
             persist_lock,
             options: opts.clone(),
         })
@@ -364,6 +369,9 @@ pub struct LaunchPlan {
     pub boot: BootChoice,
     /// The OVF environment: transport, `ovf-env.xml`, final property values.
     pub environment: EnvironmentPlan,
+    /// CD-ROMs for the guest: the OVF environment's ISO image (transport
+    /// `iso`), on a virtio-scsi controller the guest sees as `/dev/sr0`.
+    pub cdroms: Vec<vmm::CdromConfig>,
     pub(crate) persist_lock: Option<std::fs::File>,
     pub options: LaunchOptions,
 }
