@@ -100,3 +100,49 @@ fn cot_sata_disk_is_the_boot_disk() {
         std::fs::read(dir.join("boot.img")).unwrap()
     );
 }
+
+#[test]
+fn cot_iso_becomes_a_read_only_cdrom_of_the_plan() {
+    use ovf_run::{Appliance, LaunchOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("base.ovf"), BASE).unwrap();
+    // An ISO made by the usual tool, with a file whose bytes we know.
+    run(Command::new("sh").current_dir(dir).arg("-ec").arg(
+        "head -c 1048576 /dev/urandom > data.img; mkdir tools; head -c 300000 /dev/urandom > tools/setup.bin; \
+         xorriso -as mkisofs -quiet -V TOOLS -J -R -o tools.iso tools",
+    ));
+    // COT adds a file ending in .iso as a CD-ROM drive (ResourceType 15).
+    run(Command::new(cot()).current_dir(dir).args([
+        "--force",
+        "add-disk",
+        "tools.iso",
+        "base.ovf",
+        "-o",
+        "cd.ova",
+    ]));
+    let text = ovf_run(dir, &["inspect", "cd.ova"]);
+    assert!(
+        text.contains("CD/DVD:") && text.contains("read-only CD-ROM"),
+        "{text}"
+    );
+
+    // The library's cache (overlays, inflated images) in this test's own
+    // directory; the other test here gives its children their own.
+    std::env::set_var("XDG_CACHE_HOME", dir.join("cache"));
+    let app = Appliance::open(&dir.join("cd.ova")).expect("open");
+    let mut opts = LaunchOptions::default();
+    opts.accept_eula = true;
+    opts.skip_verify = true;
+    // No kernel on the data disk: name one (not read while planning).
+    opts.kernel.kernel = Some(dir.join("no-such-kernel"));
+    let plan = app.plan(&opts).expect("plan");
+    assert_eq!(plan.disks.len(), 1, "the ISO is not a disk");
+    assert_eq!(plan.cdroms.len(), 1, "the ISO is a CD-ROM");
+    let iso = std::fs::read(dir.join("tools.iso")).unwrap();
+    let cd = &plan.cdroms[0];
+    assert_eq!(cd.source.capacity(), iso.len() as u64);
+    let mut bytes = vec![0u8; iso.len()];
+    cd.source.read_at(&mut bytes, 0).unwrap();
+    assert!(bytes == iso, "the CD-ROM reads as the ISO COT was given");
+}

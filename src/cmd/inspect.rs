@@ -277,7 +277,10 @@ fn print_text(r: &InspectReport) {
                     );
                 }
                 for c in &h.cdroms {
-                    println!("  CD/DVD:    {} (read-only)", c.file_ref);
+                    println!(
+                        "  CD/DVD:    {} (read-only CD-ROM, virtio-scsi here)",
+                        c.file_ref
+                    );
                 }
                 for (i, n) in h.nics.iter().enumerate() {
                     println!(

@@ -196,12 +196,16 @@ fn launch(args: &RunArgs, path: PathBuf, detached_child: bool) -> Result<Instanc
         return Err(ExitCode::from(EXIT_USAGE));
     }
     say(format!(
-        "booting {} as {} with {} vCPU(s), {} memory, {} disk(s){}",
+        "booting {} as {} with {} vCPU(s), {} memory, {} disk(s){}{}",
         plan.boot.description,
         plan.name,
         plan.machine.vcpus,
         human_bytes(plan.machine.memory_mib << 20),
         plan.disks.len(),
+        match plan.cdroms.len() {
+            0 => String::new(),
+            n => format!(", {n} CD-ROM(s)"),
+        },
         match &args.persist {
             Some(dir) => format!(", changes kept in {}", dir.display()),
             None => ", changes discarded at exit".into(),

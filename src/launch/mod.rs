@@ -261,11 +261,15 @@ impl Appliance {
             path: path.clone(),
             source,
         })?;
-        let cdroms =
-            environment::cdroms(&environment).map_err(|source| LaunchError::EnvironmentIso {
+        // The package's own CD-ROM images first (descriptor order), then
+        // the OVF environment's.
+        let mut cdroms = disks::open_cdroms(&self.pkg, &spec, opts.progress.clone())?;
+        cdroms.extend(environment::cdroms(&environment).map_err(|source| {
+            LaunchError::EnvironmentIso {
                 path: path.clone(),
                 source,
-            })?;
+            }
+        })?);
         let persist_lock = match &opts.persist {
             Some(dir) => Some(state::lock_persist_dir(dir)?),
             None => None,
@@ -369,8 +373,9 @@ pub struct LaunchPlan {
     pub boot: BootChoice,
     /// The OVF environment: transport, `ovf-env.xml`, final property values.
     pub environment: EnvironmentPlan,
-    /// CD-ROMs for the guest: the OVF environment's ISO image (transport
-    /// `iso`), on a virtio-scsi controller the guest sees as `/dev/sr0`.
+    /// CD-ROMs for the guest, each on a virtio-scsi controller (`/dev/srN`):
+    /// the package's own CD-ROM images in the descriptor's order, then the
+    /// OVF environment's ISO image (transport `iso`).
     pub cdroms: Vec<vmm::CdromConfig>,
     pub(crate) persist_lock: Option<std::fs::File>,
     pub options: LaunchOptions,

@@ -27,7 +27,8 @@ pub struct Overrides {
 pub struct MachinePlan {
     pub vcpus: u8,
     pub memory_mib: u64,
-    /// Disks then CD-ROMs, as the descriptor lists them.
+    /// Disks (the first boots) and the package's CD-ROM images, counted
+    /// as the descriptor lists them.
     pub disks: usize,
     pub cdroms: usize,
     pub nics: Vec<NicPlan>,
