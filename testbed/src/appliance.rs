@@ -7,21 +7,25 @@ use std::path::PathBuf;
 
 use crate::runner::RunError;
 
-/// The two Debian test appliances built by `scripts/build-appliance`.
+/// The Debian test appliances built by `scripts/build-appliance`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Variant {
     /// MBR disk, one ext4 root, `linux-image-cloud-amd64`.
     Mbr,
     /// GPT disk, separate ext4 `/boot`, `linux-image-amd64`.
     Gpt,
+    /// The MBR layout with cloud-init reading the OVF environment, made
+    /// like Ubuntu's cloud OVAs.
+    Cloudinit,
 }
 
 impl Variant {
-    /// The name the scripts use (`mbr`, `gpt`).
+    /// The name the scripts use (`mbr`, `gpt`, `cloudinit`).
     pub fn name(self) -> &'static str {
         match self {
             Variant::Mbr => "mbr",
             Variant::Gpt => "gpt",
+            Variant::Cloudinit => "cloudinit",
         }
     }
 }
