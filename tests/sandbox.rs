@@ -1,14 +1,15 @@
-//! Test sandboxes end to end, in ONE KVM test host job (each job costs a
-//! test host boot), driven by `tests/sandbox/inside.sh`:
+//! Test sandboxes end to end, in two KVM test host jobs (each costs a test
+//! host boot, and each is retried on its own when the test host dies),
+//! driven by `tests/sandbox/inside.sh`:
 //!
-//! 1. the library: [`inner_four_instances_through_the_library`] (this
+//! 1. job "library": [`inner_four_instances_through_the_library`] (this
 //!    binary, run again inside the test host) starts 4 instances of the mbr
 //!    appliance at once through the public API only (768 MiB each, port 80
 //!    published on a free host port), waits for `http:80` on each, fetches
 //!    each page through its own host port, stops all four and checks each
 //!    exit reason is poweroff and nothing is left (no passt or ovf-run
 //!    process, no instance directory, no overlay file);
-//! 2. the CLI: 3 detached instances, `ps --json` with 3 distinct host
+//! 2. job "cli": 3 detached instances, `ps --json` with 3 distinct host
 //!    ports, `port`, `logs`, `curl` each page, `stop` exits 0 for each,
 //!    `ps` empty afterwards;
 //! 3. at the same time as 2: `--ready-when console:SOMETHING-NEVER-PRINTED
@@ -21,23 +22,25 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use testbed::{appliance_path, runner_or_fail, scratch_dir, RunOptions, Variant};
 
-#[test]
-fn sandboxes_through_the_library_and_the_cli() {
+/// Run one part of tests/sandbox/inside.sh in the test host and check the
+/// lines it reports.
+fn run_part(part: &str, expected: &[&str]) {
     let runner = runner_or_fail();
     let ova = appliance_path(Variant::Mbr).unwrap_or_else(|e| panic!("{e}"));
-    let dir = scratch_dir("sandbox").expect("scratch directory");
+    let dir = scratch_dir(&format!("sandbox-{part}")).expect("scratch directory");
     let work = dir.path();
     let script = testbed::repo_root().join("tests/sandbox/inside.sh");
     let args = [
         "bash".to_string(),
         script.display().to_string(),
+        part.to_string(),
         work.display().to_string(),
         std::env::current_exe().unwrap().display().to_string(),
         env!("CARGO_BIN_EXE_ovf-run").to_string(),
         ova.display().to_string(),
     ];
     let opts = RunOptions {
-        timeout: Duration::from_secs(2400),
+        timeout: Duration::from_secs(1800),
         mem_mib: None,
         share: Some(work.to_path_buf()),
     };
@@ -53,19 +56,31 @@ fn sandboxes_through_the_library_and_the_cli() {
     );
     assert!(
         out.status == 0 && out.stdout.contains("SANDBOX-TEST DONE"),
-        "the sandbox test in the test host failed:\n{ctx}"
+        "the sandbox test ({part}) in the test host failed:\n{ctx}"
     );
-    for line in [
-        "SANDBOX-TEST library ok",
-        "SANDBOX-TEST cli ps 3 distinct ports",
-        "SANDBOX-TEST cli stop ok",
-        "SANDBOX-TEST cli ps empty",
-        "SANDBOX-TEST ready-timeout exit 3",
-        "SANDBOX-TEST timeout exit 124",
-    ] {
+    for line in expected.iter().chain(&["SANDBOX-TEST nothing left"]) {
         assert!(out.stdout.contains(line), "missing {line:?}:\n{ctx}");
     }
     eprintln!("{}", out.stdout);
+}
+
+#[test]
+fn sandboxes_through_the_library() {
+    run_part("library", &["SANDBOX-TEST library ok"]);
+}
+
+#[test]
+fn sandboxes_through_the_cli() {
+    run_part(
+        "cli",
+        &[
+            "SANDBOX-TEST cli ps 3 distinct ports",
+            "SANDBOX-TEST cli stop ok",
+            "SANDBOX-TEST cli ps empty",
+            "SANDBOX-TEST ready-timeout exit 3",
+            "SANDBOX-TEST timeout exit 124",
+        ],
+    );
 }
 
 /// GET / through `addr`; the body.
@@ -103,7 +118,7 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
 /// Run inside the test host by `inside.sh` (needs `OVF_RUN_SANDBOX_OVA`
 /// and the uplink the script makes); ignored in a normal `cargo test`.
 #[test]
-#[ignore = "runs inside the KVM test host, started by sandboxes_through_the_library_and_the_cli"]
+#[ignore = "runs inside the KVM test host, started by sandboxes_through_the_library"]
 fn inner_four_instances_through_the_library() {
     use ovf_run::{Appliance, ExitReason, LaunchOptions, ReadyWhen, Trust};
     let ova = PathBuf::from(std::env::var_os("OVF_RUN_SANDBOX_OVA").expect("OVF_RUN_SANDBOX_OVA"));
