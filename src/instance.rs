@@ -132,6 +132,7 @@ pub(crate) fn start(plan: LaunchPlan, held: bool) -> Result<Instance, LaunchErro
         boot,
         environment: _,
         cdroms,
+        smbios,
         persist_lock,
         options,
     } = plan;
@@ -185,6 +186,7 @@ pub(crate) fn start(plan: LaunchPlan, held: bool) -> Result<Instance, LaunchErro
     config.cmdline = boot.cmdline;
     config.disks = disks;
     config.cdroms = cdroms;
+    config.smbios = smbios;
     config.no_reboot = options.no_reboot;
     config.console = ConsoleConfig {
         stdio: options.console_stdio,

@@ -281,6 +281,7 @@ impl Appliance {
             opts.progress.clone(),
         )?;
         let boot = kernel::choose_kernel(&opts.kernel, disks[0].source.clone())?;
+        let smbios = plan::machine_identity(&self.pkg.descriptor, &name);
         Ok(LaunchPlan {
             name,
             package: path,
@@ -289,6 +290,7 @@ impl Appliance {
             boot,
             environment,
             cdroms,
+            smbios,
             persist_lock,
             options: opts.clone(),
         })
@@ -377,6 +379,9 @@ pub struct LaunchPlan {
     /// the package's own CD-ROM images in the descriptor's order, then the
     /// OVF environment's ISO image (transport `iso`).
     pub cdroms: Vec<vmm::CdromConfig>,
+    /// The machine's SMBIOS identity: a system UUID stable for this package
+    /// and instance name, and the instance name as serial number.
+    pub smbios: vmm::smbios::SmbiosInfo,
     pub(crate) persist_lock: Option<std::fs::File>,
     pub options: LaunchOptions,
 }

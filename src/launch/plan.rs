@@ -135,6 +135,28 @@ pub fn plan_machine(
     })
 }
 
+/// The SMBIOS identity of an instance: a system UUID derived from the
+/// package's descriptor and the instance name (the same package under the
+/// same name keeps its UUID across runs, as a VM keeps its BIOS UUID on a
+/// hypervisor; RFC 9562 version 8, name-based), and the name as serial
+/// number, so a guest can tell which sandbox it is.
+pub fn machine_identity(descriptor: &[u8], name: &str) -> vmm::smbios::SmbiosInfo {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"ovf-run smbios uuid\0");
+    h.update(Sha256::digest(descriptor));
+    h.update(name.as_bytes());
+    let d = h.finalize();
+    let mut uuid = [0u8; 16];
+    uuid.copy_from_slice(&d[..16]);
+    uuid[6] = (uuid[6] & 0x0f) | 0x80; // version 8
+    uuid[8] = (uuid[8] & 0x3f) | 0x80; // RFC variant
+    vmm::smbios::SmbiosInfo {
+        uuid,
+        serial: name.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,5 +321,19 @@ mod tests {
         assert_eq!(a.publish[0].guest_port, 80);
         assert_ne!(a.nics[0].mac, b.nics[0].mac);
         assert_eq!(a.nics[0].mac, crate::net::instance_mac("a", 0));
+    }
+
+    #[test]
+    fn an_instance_keeps_its_uuid_and_another_name_gets_another() {
+        let a = machine_identity(b"<Envelope/>", "web1");
+        assert_eq!(a, machine_identity(b"<Envelope/>", "web1"));
+        assert_ne!(a.uuid, machine_identity(b"<Envelope/>", "web2").uuid);
+        assert_ne!(
+            a.uuid,
+            machine_identity(b"<Envelope> </Envelope>", "web1").uuid
+        );
+        assert_eq!(a.serial, "web1");
+        assert_eq!(a.uuid[6] >> 4, 8, "version 8");
+        assert_eq!(a.uuid[8] >> 6, 2, "RFC variant");
     }
 }

@@ -14,6 +14,7 @@ pub mod net;
 mod pci_setup;
 pub mod rss;
 mod signals;
+pub mod smbios;
 pub mod vcpu;
 mod vm;
 
@@ -88,6 +89,8 @@ pub struct VmConfig {
     pub bzimage_mode: BzImageMode,
     /// Features hidden from the guest's CPUID.
     pub cpuid_masks: Vec<cpuid::CpuidMask>,
+    /// The machine's SMBIOS identity (system UUID and serial number).
+    pub smbios: smbios::SmbiosInfo,
 }
 
 impl VmConfig {
@@ -110,6 +113,7 @@ impl VmConfig {
             no_reboot: false,
             bzimage_mode: BzImageMode::PreferPvh,
             cpuid_masks: Vec::new(),
+            smbios: smbios::SmbiosInfo::default(),
         }
     }
 }
@@ -149,6 +153,8 @@ pub enum VmmError {
     Vcpu(#[from] vcpu::VcpuError),
     #[error("cannot build the ACPI tables: {0}")]
     Acpi(String),
+    #[error("cannot write the SMBIOS tables: {0}")]
+    Smbios(vm_memory::GuestMemoryError),
     #[error("cannot set up device {what}: {source}")]
     Device {
         what: String,

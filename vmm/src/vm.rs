@@ -121,6 +121,7 @@ pub fn run_once(
         started.elapsed().as_secs_f64() * 1000.0
     );
     let rsdp = acpi::write(&mem, config.vcpus).map_err(VmmError::Acpi)?;
+    crate::smbios::write(&mem, &config.smbios).map_err(VmmError::Smbios)?;
     let setup = boot::load(
         &mem,
         &config.kernel,

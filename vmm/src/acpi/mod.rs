@@ -117,7 +117,7 @@ pub fn write(mem: &GuestMemory, vcpus: u8) -> Result<u64, String> {
     for (addr, bytes) in &tables {
         if addr + bytes.len() as u64 > ACPI_TABLES_END {
             return Err(format!(
-                "ACPI tables for {vcpus} vCPUs do not fit below 1 MiB"
+                "ACPI tables for {vcpus} vCPUs do not fit below the SMBIOS area (0xf0000)"
             ));
         }
         mem.write_slice(bytes, GuestAddress(*addr))

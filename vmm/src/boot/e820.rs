@@ -2,7 +2,8 @@
 //! the PVH memory map.
 
 use crate::layout::{
-    ACPI_TABLES_ADDR, EBDA_START, FOUR_GIB, HIMEM_START, PCI_ECAM_SIZE, PCI_ECAM_START,
+    ACPI_TABLES_ADDR, ACPI_TABLES_END, EBDA_START, FOUR_GIB, HIMEM_START, PCI_ECAM_SIZE,
+    PCI_ECAM_START, SMBIOS_ADDR,
 };
 use crate::memory::GuestMemory;
 use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
@@ -18,7 +19,7 @@ pub struct MemoryEntry {
     pub kind: u32,
 }
 
-/// RAM below the EBDA, the BIOS area (ACPI tables live there), RAM from
+/// RAM below the EBDA, the BIOS area (ACPI tables, then the SMBIOS area), RAM from
 /// 1 MiB to the hole, the PCI ECAM window (reserved, so Linux accepts the
 /// MCFG), and RAM above 4 GiB.
 pub fn memory_map(mem: &GuestMemory) -> Vec<MemoryEntry> {
@@ -35,8 +36,14 @@ pub fn memory_map(mem: &GuestMemory) -> Vec<MemoryEntry> {
         },
         MemoryEntry {
             addr: ACPI_TABLES_ADDR,
-            size: HIMEM_START - ACPI_TABLES_ADDR,
+            size: ACPI_TABLES_END - ACPI_TABLES_ADDR,
             kind: E820_ACPI,
+        },
+        // The system BIOS area of a PC, where the SMBIOS tables are.
+        MemoryEntry {
+            addr: SMBIOS_ADDR,
+            size: HIMEM_START - SMBIOS_ADDR,
+            kind: E820_RESERVED,
         },
     ];
     for region in mem.iter() {
