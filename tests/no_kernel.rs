@@ -67,7 +67,15 @@ fn make_package(dir: &Path) -> std::path::PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("resources/appliance.ovf.in"),
     )
     .unwrap();
+    let properties = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("resources/ovf-properties/test.xml"),
+    )
+    .unwrap();
+    // As scripts/build-appliance fills it for the mbr variant.
     let ovf = template
+        .replace("@TRANSPORT@", "")
+        .replace("@PRODUCT_INFO@", "Information about the installed software")
+        .replace("@PROPERTIES@\n", &properties)
         .replace("@CAPACITY_GIB@", "1")
         .replace("@DATE@", "2026-11-24T00:00:00Z")
         .replace("@DISK_FILE@", "disk1.vmdk")
@@ -76,6 +84,10 @@ fn make_package(dir: &Path) -> std::path::PathBuf {
         .replace("@POPULATED_SIZE@", &size.to_string())
         .replace("@VARIANT@", "mbr")
         .replace("@VERSION@", "1.0");
+    assert!(
+        !ovf.contains('@'),
+        "a placeholder of the template is not filled:\n{ovf}"
+    );
     let path = dir.join("no-kernel.ovf");
     std::fs::write(&path, ovf).unwrap();
     path

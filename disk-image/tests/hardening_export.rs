@@ -166,11 +166,23 @@ fn sigterm_removes_the_partial_file() {
     for sig in [libc::SIGTERM, libc::SIGINT] {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("disk.raw");
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "export_child_for_signal_test", "--nocapture"])
-            .env("OVF_RUN_EXPORT_CHILD_OUT", &out)
-            .spawn()
-            .unwrap();
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--exact", "export_child_for_signal_test", "--nocapture"])
+            .env("OVF_RUN_EXPORT_CHILD_OUT", &out);
+        // The child starts with SIGINT and SIGTERM at their default action,
+        // as a user's export does: a test run started in the background of
+        // a script inherits SIGINT ignored, and export_raw rightly leaves an
+        // ignored signal alone.
+        use std::os::unix::process::CommandExt;
+        // SAFETY: only async-signal-safe signal(2) calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                libc::signal(libc::SIGTERM, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().unwrap();
         let partial = || {
             std::fs::read_dir(dir.path())
                 .unwrap()
