@@ -23,6 +23,11 @@ ip link set lo up
 
 # Instance state on the test host's tmpfs /run, as on a desktop.
 export XDG_CACHE_HOME="$work/cache" XDG_RUNTIME_DIR=/run/sandbox-test
+# A second attempt (kvm-run reruns the job when the test host died) starts
+# clean: the dead attempt's overlays and results are still in the shared
+# work directory (its processes died with its test host).
+rm -rf "$XDG_CACHE_HOME/ovf-run/overlays" "$work"/*.result "$work"/*.events "$work"/*.out \
+    "$work"/*.stderr "$work"/*.console "$work/ps.json"
 mkdir -p "$XDG_RUNTIME_DIR"
 # Verify once, so the parallel starts below all find it cached.
 "$bin" verify --cached "$ova" > /dev/null || fail "setup verify"
