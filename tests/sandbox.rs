@@ -22,13 +22,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use testbed::{appliance_path, runner_or_fail, scratch_dir, RunOptions, Variant};
 
-/// What kvm-run printed and its status.
-struct RunOut {
-    status: i32,
-    stdout: String,
-    stderr: String,
-}
-
 /// Run one part of tests/sandbox/inside.sh in the test host and check the
 /// lines it reports.
 fn run_part(part: &str, expected: &[&str]) {
@@ -51,25 +44,7 @@ fn run_part(part: &str, expected: &[&str]) {
         mem_mib: None,
         share: Some(work.to_path_buf()),
     };
-    let mut cmd = runner.command(&opts, &args);
-    // The library job: one host thread for the test host's two emulated
-    // CPUs (QEMU's `-accel tcg,thread=single`) unless the caller chose. Its
-    // four guests are where the test host's kernel died most ("corrupted
-    // stack end detected inside scheduler"): about five of eight attempts in
-    // CI-like runs on an otherwise idle machine, none in the soak runs that
-    // had a CPU-bound load beside the test host (less parallel emulation).
-    // A guess at a race in the parallel TCG, not a proof: see README, test
-    // bed. Not the CLI job: its ready-timeout and timeout runs must end
-    // within 90 s and 60 s, which the slower single thread does not keep.
-    if part == "library" && std::env::var_os("OVF_RUN_TESTHOST_TCG_THREAD").is_none() {
-        cmd.env("OVF_RUN_TESTHOST_TCG_THREAD", "single");
-    }
-    let raw = cmd.output().expect("run scripts/kvm-run");
-    let out = RunOut {
-        status: raw.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&raw.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&raw.stderr).into_owned(),
-    };
+    let out = runner.run(&opts, &args).expect("run scripts/kvm-run");
     let read = |name: &str| std::fs::read_to_string(work.join(name)).unwrap_or_default();
     let ctx = format!(
         "status {}\nstdout:\n{}\nstderr:\n{}\nlibrary test output:\n{}\ncli stderr:\n{}",
