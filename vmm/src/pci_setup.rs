@@ -1,6 +1,8 @@
 //! Attaching the PCI host bridge and the virtio devices (disks, NICs,
 //! entropy, CD-ROMs, in that order): one slot and one 64 KiB BAR per device,
-//! ioeventfds on the queue notify addresses.
+//! ioeventfds on the queue notify addresses. A BAR the guest moves (firmware
+//! assigns them all itself) takes its MMIO mapping and ioeventfds along
+//! ([`Remapper`]).
 
 use crate::interrupts::KvmInterrupts;
 use crate::layout::{PCI_ECAM_SIZE, PCI_ECAM_START, PCI_MMIO_SIZE, PCI_MMIO_START};
@@ -9,7 +11,7 @@ use crate::{VmConfig, VmmError};
 use devices::bus::Bus;
 use devices::interrupt::MsiRouter;
 use devices::pci::root::{PciConfigIo, PciConfigMmio, PciRoot, CONFIG_IO_BASE, CONFIG_IO_LEN};
-use devices::pci::HostBridge;
+use devices::pci::{BarMapper, BarMove, HostBridge};
 use devices::virtio::block::VirtioBlock;
 use devices::virtio::net::{format_mac, VirtioNet};
 use devices::virtio::pci::{VirtioPciDevice, BAR_SIZE};
@@ -17,7 +19,8 @@ use devices::virtio::rng::VirtioRng;
 use devices::virtio::scsi::VirtioScsi;
 use devices::virtio::VirtioDevice;
 use kvm_ioctls::{IoEventAddress, NoDatamatch, VmFd};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
 
 fn err(what: impl Into<String>, e: impl ToString) -> VmmError {
     VmmError::Device {
@@ -63,6 +66,7 @@ pub fn attach(
         ));
     }
     let router: Arc<dyn MsiRouter> = irqs.clone();
+    let mut moved = HashMap::new();
     let mut bar = PCI_MMIO_START;
     for (name, dev) in devs {
         if bar + BAR_SIZE > PCI_MMIO_START + PCI_MMIO_SIZE {
@@ -75,11 +79,19 @@ pub fn attach(
                 .map_err(|e| err(&name, format!("ioeventfd at {addr:#x}: {e}")))?;
         }
         let t = Arc::new(Mutex::new(t));
-        root.add(t.clone())
+        let slot = root
+            .add(t.clone())
             .ok_or_else(|| err(&name, "all 32 PCI slots are taken"))?;
-        mmio.insert(t, bar, BAR_SIZE).map_err(|e| err(&name, e))?;
+        mmio.insert(t.clone(), bar, BAR_SIZE)
+            .map_err(|e| err(&name, e))?;
+        moved.insert(slot, (name, Arc::downgrade(&t)));
         bar += BAR_SIZE;
     }
+    root.set_bar_mapper(Arc::new(Remapper {
+        vm: Arc::downgrade(vm),
+        mmio: Arc::downgrade(mmio),
+        devices: moved,
+    }));
     let root = Arc::new(root);
     pio.insert(
         Arc::new(Mutex::new(PciConfigIo::new(root.clone()))),
@@ -93,5 +105,63 @@ pub fn attach(
         PCI_ECAM_SIZE,
     )
     .map_err(|e| err("PCI ECAM", e))?;
+    Ok(())
+}
+
+/// Moves a virtio device's BAR: the MMIO bus entry and the queue notify
+/// ioeventfds. Holds weak references only: the bus owns the PCI root,
+/// which owns this.
+struct Remapper {
+    vm: Weak<VmFd>,
+    mmio: Weak<Bus>,
+    devices: HashMap<u8, (String, Weak<Mutex<VirtioPciDevice>>)>,
+}
+
+impl BarMapper for Remapper {
+    fn move_bar(&self, slot: u8, mv: BarMove) {
+        let (Some(vm), Some(mmio), Some((name, dev))) = (
+            self.vm.upgrade(),
+            self.mmio.upgrade(),
+            self.devices.get(&slot),
+        ) else {
+            return;
+        };
+        let Some(dev) = dev.upgrade() else { return };
+        if let Err(e) = remap(&vm, &mmio, &dev, mv) {
+            tracing::warn!(
+                "{name}: the guest moved its BAR from {:x?} to {:x?}, which cannot be mapped ({e}); the device stops answering",
+                mv.from,
+                mv.to
+            );
+        } else {
+            tracing::debug!("{name}: BAR decodes at {:x?} (was {:x?})", mv.to, mv.from);
+        }
+    }
+}
+
+fn remap(
+    vm: &VmFd,
+    mmio: &Bus,
+    dev: &Arc<Mutex<VirtioPciDevice>>,
+    mv: BarMove,
+) -> Result<(), String> {
+    if let Some(from) = mv.from {
+        let d = dev.lock().unwrap_or_else(|e| e.into_inner());
+        for (addr, evt) in d.notify_events_at(from) {
+            vm.unregister_ioevent(evt, &IoEventAddress::Mmio(addr), NoDatamatch)
+                .map_err(|e| format!("ioeventfd at {addr:#x}: {e}"))?;
+        }
+        drop(d);
+        mmio.remove(from);
+    }
+    if let Some(to) = mv.to {
+        mmio.insert(dev.clone(), to, mv.size)
+            .map_err(|e| e.to_string())?;
+        let d = dev.lock().unwrap_or_else(|e| e.into_inner());
+        for (addr, evt) in d.notify_events_at(to) {
+            vm.register_ioevent(evt, &IoEventAddress::Mmio(addr), NoDatamatch)
+                .map_err(|e| format!("ioeventfd at {addr:#x}: {e}"))?;
+        }
+    }
     Ok(())
 }

@@ -154,6 +154,35 @@ impl ConfigSpace {
     pub fn memory_enabled(&self) -> bool {
         self.bytes[4] & 2 != 0
     }
+
+    /// Where BAR `b` decodes as programmed now: nowhere while memory
+    /// decoding is off or while it holds its size mask (a sizing write not
+    /// yet undone), else at its address.
+    fn decodes_at(&self, b: &Bar) -> Option<u64> {
+        (self.memory_enabled() && !is_size_mask(b)).then_some(b.addr)
+    }
+
+    /// The first BAR that decodes elsewhere than `decoded[i]` (where the
+    /// VMM maps BAR i now, `None` for nowhere).
+    pub fn moved_bar(&self, decoded: &[Option<u64>]) -> Option<super::BarMove> {
+        self.bars()
+            .into_iter()
+            .zip(decoded)
+            .map(|(b, &from)| super::BarMove {
+                index: b.index,
+                from,
+                to: self.decodes_at(&b),
+                size: b.size,
+            })
+            .find(|mv| mv.from != mv.to)
+    }
+}
+
+/// Whether a BAR's programmed value is (part of) its size mask: all ones
+/// written for sizing, in the low or the high dword.
+fn is_size_mask(b: &Bar) -> bool {
+    let mask = !(b.size - 1);
+    b.addr >> 32 == 0xffff_ffff || b.addr & 0xffff_ffff == mask & 0xffff_fff0
 }
 
 #[cfg(test)]
@@ -194,5 +223,37 @@ mod tests {
         c.write(b + 3, &[0xff]);
         assert_eq!(c.bytes()[b + 3], 0xc0);
         assert_eq!(c.read_dword(2000), 0xffff_ffff);
+    }
+
+    #[test]
+    fn a_bar_decodes_where_programmed_while_decoding_is_on() {
+        let mut c = ConfigSpace::new(id());
+        c.add_bar64(0, 0xc000_0000, 0x1_0000);
+        // The reset state: decoding off, so a BAR mapped there is unmapped
+        // at the first look.
+        let mv = c.moved_bar(&[Some(0xc000_0000)]).unwrap();
+        assert_eq!((mv.from, mv.to), (Some(0xc000_0000), None));
+        assert_eq!(c.moved_bar(&[None]), None);
+        // Firmware sizes and assigns with decoding off.
+        c.write(0x10, &[0xff; 4]);
+        c.write(0x14, &[0xff; 4]);
+        c.write(4, &[0x06, 0]);
+        assert_eq!(c.moved_bar(&[None]), None, "a size mask is no address");
+        c.write(0x10, &0xfebf_0000u32.to_le_bytes());
+        c.write(0x14, &[0; 4]);
+        let mv = c.moved_bar(&[None]).expect("decodes now");
+        assert_eq!(
+            (mv.index, mv.from, mv.to, mv.size),
+            (0, None, Some(0xfebf_0000), 0x1_0000)
+        );
+        assert_eq!(c.moved_bar(&[Some(0xfebf_0000)]), None, "once mapped there");
+        // Above 4 GiB through the high dword.
+        c.write(0x14, &1u32.to_le_bytes());
+        assert_eq!(
+            c.moved_bar(&[Some(0xfebf_0000)]).unwrap().to,
+            Some(0x1_febf_0000)
+        );
+        c.write(4, &[0, 0]);
+        assert_eq!(c.moved_bar(&[None]), None, "decoding off again");
     }
 }

@@ -6,12 +6,37 @@ pub mod root;
 
 pub use config::{Bar, ConfigSpace, PciId};
 
+/// A memory BAR whose decoding changed: it was decoded at `from` and now
+/// decodes at `to` (`None`: not decoded; memory decoding is off, or the BAR
+/// holds its size mask). Firmware such as SeaBIOS sizes and assigns every
+/// BAR itself; an OS may reassign them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BarMove {
+    pub index: usize,
+    pub from: Option<u64>,
+    pub to: Option<u64>,
+    pub size: u64,
+}
+
 /// A function on the PCI bus.
 pub trait PciDevice: Send {
     /// Read config dword `reg` (byte offset `reg * 4`).
     fn config_read(&mut self, reg: usize) -> u32;
     /// Write `data` at config byte offset `offset`.
     fn config_write(&mut self, offset: usize, data: &[u8]);
+    /// After a config write: the BAR that now decodes somewhere else (or
+    /// no longer, or again), if any. The device takes the new state as its
+    /// own; the caller moves the mapping (see [`BarMapper`]).
+    fn take_bar_move(&mut self) -> Option<BarMove> {
+        None
+    }
+}
+
+/// Moves a device's BAR mapping in the address space (the VMM: the MMIO
+/// bus and its ioeventfds). Called by [`root::PciRoot`] with no device lock
+/// held.
+pub trait BarMapper: Send + Sync {
+    fn move_bar(&self, slot: u8, mv: BarMove);
 }
 
 /// The host bridge at 00:00.0, so the bus enumerates like a PC.

@@ -4,7 +4,7 @@
 //! map, then ECAM; both reach the same functions. Only function 0 of each
 //! slot exists, and only bus 0.
 
-use super::PciDevice;
+use super::{BarMapper, PciDevice};
 use crate::bus::BusDevice;
 use std::sync::{Arc, Mutex};
 
@@ -17,13 +17,21 @@ pub type SharedPciDevice = Arc<Mutex<dyn PciDevice>>;
 /// The devices on bus 0, by slot.
 pub struct PciRoot {
     slots: Vec<Option<SharedPciDevice>>,
+    mapper: Option<Arc<dyn BarMapper>>,
 }
 
 impl PciRoot {
     pub fn new() -> Self {
         PciRoot {
             slots: vec![None; SLOTS],
+            mapper: None,
         }
+    }
+
+    /// Who moves a BAR's mapping when the guest reprograms it; without
+    /// one, a moved BAR is only logged.
+    pub fn set_bar_mapper(&mut self, mapper: Arc<dyn BarMapper>) {
+        self.mapper = Some(mapper);
     }
 
     /// Put `dev` in the first free slot; returns the slot number.
@@ -58,10 +66,23 @@ impl PciRoot {
     }
 
     pub fn write(&self, bus: u8, slot: u8, function: u8, offset: usize, data: &[u8]) {
-        if let Some(dev) = self.device(bus, slot, function) {
-            dev.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .config_write(offset, data);
+        let Some(dev) = self.device(bus, slot, function) else {
+            return;
+        };
+        let moved = {
+            let mut d = dev.lock().unwrap_or_else(|e| e.into_inner());
+            d.config_write(offset, data);
+            d.take_bar_move()
+        };
+        match (moved, &self.mapper) {
+            (Some(mv), Some(m)) => m.move_bar(slot, mv),
+            (Some(mv), None) => tracing::warn!(
+                "PCI slot {slot}: BAR {} moved from {:?} to {:?} with nobody to map it",
+                mv.index,
+                mv.from,
+                mv.to
+            ),
+            (None, _) => {}
         }
     }
 }
@@ -165,6 +186,69 @@ impl BusDevice for PciConfigMmio {
 mod tests {
     use super::super::HostBridge;
     use super::*;
+
+    struct Moved(Mutex<Vec<(u8, super::super::BarMove)>>);
+    impl BarMapper for Moved {
+        fn move_bar(&self, slot: u8, mv: super::super::BarMove) {
+            self.0.lock().unwrap().push((slot, mv));
+        }
+    }
+
+    /// A device with one BAR that reports moves like the virtio transport.
+    struct OneBar(super::super::ConfigSpace, Option<u64>);
+    impl PciDevice for OneBar {
+        fn config_read(&mut self, reg: usize) -> u32 {
+            self.0.read_dword(reg)
+        }
+        fn config_write(&mut self, offset: usize, data: &[u8]) {
+            self.0.write(offset, data)
+        }
+        fn take_bar_move(&mut self) -> Option<super::super::BarMove> {
+            let mv = self.0.moved_bar(&[self.1])?;
+            self.1 = mv.to;
+            Some(mv)
+        }
+    }
+
+    #[test]
+    fn a_reprogrammed_bar_reaches_the_mapper_once() {
+        let mut cs = super::super::ConfigSpace::new(super::super::PciId {
+            vendor: 0x1af4,
+            device: 0x1042,
+            class: 0x010000,
+            revision: 1,
+            subsystem_vendor: 0x1af4,
+            subsystem: 0x40,
+        });
+        cs.add_bar64(0, 0xc000_0000, 0x1_0000);
+        let mut root = PciRoot::new();
+        root.add(Arc::new(Mutex::new(HostBridge::new())));
+        root.add(Arc::new(Mutex::new(OneBar(cs, Some(0xc000_0000)))));
+        let moved = Arc::new(Moved(Mutex::new(Vec::new())));
+        root.set_bar_mapper(moved.clone());
+        let mut io = PciConfigIo::new(Arc::new(root));
+        let select =
+            |io: &mut PciConfigIo, reg: u32| io.write(0, &(0x8000_0800u32 | reg).to_le_bytes());
+        select(&mut io, 0x10);
+        io.write(4, &0xfebf_0000u32.to_le_bytes());
+        select(&mut io, 0x14);
+        io.write(4, &[0; 4]);
+        select(&mut io, 0x04);
+        io.write(4, &[0x06, 0]);
+        io.write(4, &[0x06, 0]);
+        let got: Vec<_> = moved
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(s, m)| (*s, m.from, m.to))
+            .collect();
+        assert_eq!(
+            got,
+            [(1, Some(0xc000_0000), None), (1, None, Some(0xfebf_0000))],
+            "unmapped at the first write with decoding off, mapped once it is on"
+        );
+    }
 
     #[test]
     fn both_mechanisms_reach_the_host_bridge() {

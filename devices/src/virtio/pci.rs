@@ -14,7 +14,7 @@ use super::{
 };
 use crate::bus::BusDevice;
 use crate::interrupt::{MsiMessage, MsiRouter};
-use crate::pci::{ConfigSpace, PciDevice, PciId};
+use crate::pci::{BarMove, ConfigSpace, PciDevice, PciId};
 use std::io;
 use std::sync::Arc;
 use virtio_queue::{Queue, QueueT};
@@ -95,6 +95,8 @@ pub struct VirtioPciDevice {
     vector_evts: Vec<EventFd>,
     vector_gsis: Vec<u32>,
     bar_addr: u64,
+    /// Where the MMIO bus maps the BAR now (`None`: nowhere, decoding off).
+    decoded: Option<u64>,
     activated: bool,
 }
 
@@ -215,6 +217,7 @@ impl VirtioPciDevice {
             vector_evts,
             vector_gsis,
             bar_addr,
+            decoded: Some(bar_addr),
             activated: false,
         })
     }
@@ -222,12 +225,18 @@ impl VirtioPciDevice {
     /// The guest address of each queue's notification and its eventfd, for
     /// KVM_IOEVENTFD.
     pub fn notify_events(&self) -> Vec<(u64, &EventFd)> {
+        self.notify_events_at(self.bar_addr)
+    }
+
+    /// [`Self::notify_events`] for the BAR at `base` (where it was before a
+    /// move, to unregister them).
+    pub fn notify_events_at(&self, base: u64) -> Vec<(u64, &EventFd)> {
         self.notify
             .iter()
             .enumerate()
             .map(|(i, e)| {
                 (
-                    self.bar_addr + NOTIFY_OFFSET + i as u64 * NOTIFY_MULTIPLIER as u64,
+                    base + NOTIFY_OFFSET + i as u64 * NOTIFY_MULTIPLIER as u64,
                     e,
                 )
             })
@@ -482,20 +491,15 @@ impl PciDevice for VirtioPciDevice {
         if offset < cap + 4 && offset + data.len() > cap + 2 {
             self.update_routes();
         }
-        // BARs stay where firmware put them (Linux keeps them when they lie
-        // in the root bridge window); a guest that moves one loses the device.
-        if (0x10..0x18).contains(&offset) && data.len() == 4 {
-            if let Some(bar) = self.config.bars().first() {
-                let sizing = bar.addr & 0xffff_ffff == 0xffff_0000 || bar.addr >> 32 == 0xffff_ffff;
-                if bar.addr != self.bar_addr && !sizing && offset == 0x14 {
-                    tracing::warn!(
-                        "the guest moved a virtio BAR from {:#x} to {:#x}; moving BARs is not supported",
-                        self.bar_addr,
-                        bar.addr
-                    );
-                }
-            }
+    }
+
+    fn take_bar_move(&mut self) -> Option<BarMove> {
+        let mv = self.config.moved_bar(&[self.decoded])?;
+        self.decoded = mv.to;
+        if let Some(to) = mv.to {
+            self.bar_addr = to;
         }
+        Some(mv)
     }
 }
 
