@@ -138,6 +138,11 @@ impl FwCfg {
         Ok(key)
     }
 
+    /// The names of the files, in the order they were added.
+    pub fn file_names(&self) -> Vec<String> {
+        self.files.iter().map(|f| f.name.clone()).collect()
+    }
+
     /// The directory (key 0x19): a big-endian count, then per file its size
     /// (be32), key (be16), two reserved bytes and a NUL-padded 56-byte name,
     /// sorted by name as QEMU sorts it.

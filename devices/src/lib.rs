@@ -7,6 +7,7 @@ pub use block_source::BlockSource;
 
 pub mod acpi_power;
 pub mod bus;
+pub mod debugcon;
 pub mod fw_cfg;
 pub mod i8042;
 pub mod interrupt;

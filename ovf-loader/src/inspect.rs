@@ -33,6 +33,10 @@ pub struct InspectReport {
     pub boot: Option<BootInfo>,
     /// Why nothing bootable was found, when `boot` is null.
     pub boot_error: Option<String>,
+    /// How `--firmware auto` would start it: "direct" (a Linux kernel was
+    /// found), "bios" (the disk's own boot loader through SeaBIOS), or null
+    /// when there is no disk to boot from.
+    pub firmware_auto: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -235,6 +239,7 @@ fn report(pkg: &Package, configuration: Option<&str>, resolution: &Resolution) -
         warnings,
         boot: None,
         boot_error: None,
+        firmware_auto: None,
     }
 }
 

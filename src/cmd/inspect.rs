@@ -112,6 +112,7 @@ fn find_boot(pkg: &ovf_loader::Package, report: &mut InspectReport) -> Option<St
     let boot_bytes;
     match boot_discovery::describe(source.clone()) {
         Ok(plan) => {
+            report.firmware_auto = Some("direct".into());
             boot_bytes = plan.kernel_size + plan.initrd_size.unwrap_or(0);
             report.boot = Some(ovf_loader::inspect::BootInfo {
                 system_id: system.id.clone(),
@@ -125,6 +126,7 @@ fn find_boot(pkg: &ovf_loader::Package, report: &mut InspectReport) -> Option<St
         }
         Err(e) => {
             report.boot_error = Some(e.to_string());
+            report.firmware_auto = Some("bios".into());
             return None;
         }
     }
@@ -353,8 +355,15 @@ fn print_text(r: &InspectReport) {
                 println!("  why:       {reason}");
             }
         }
-        (None, Some(e)) => println!("Boot:      nothing bootable found: {e}"),
+        (None, Some(e)) => println!("Boot:      no kernel for direct boot: {e}"),
         (None, None) => {}
+    }
+    match r.firmware_auto.as_deref() {
+        Some("direct") => println!("Firmware:  --firmware auto boots the kernel above directly"),
+        Some(_) => {
+            println!("Firmware:  --firmware auto boots the disk's own boot loader through SeaBIOS")
+        }
+        None => {}
     }
     // Exporters repeat vendor settings (vmw:Config) dozens of times: one line per kind.
     let mut seen: Vec<(&str, &str, &str, usize)> = Vec::new();

@@ -10,7 +10,7 @@ use super::verify::TrustArgs;
 use super::{human_bytes, say, EXIT_USAGE};
 use clap::Args;
 use ovf_run::duration::{format_duration, parse_duration};
-use ovf_run::launch::{KernelOptions, Overrides, Progress};
+use ovf_run::launch::{Firmware, KernelOptions, Overrides, Progress};
 use ovf_run::{
     Appliance, Event, ExitReason, Instance, LaunchError, LaunchOptions, ReadyWhen, Trust,
 };
@@ -23,6 +23,15 @@ use std::time::{Duration, Instant};
 /// How long the guest gets to power off after the power button, when a
 /// signal or a time limit stops it.
 const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// `--firmware`: see [`Firmware`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum FirmwareArg {
+    Auto,
+    #[default]
+    Direct,
+    Bios,
+}
 
 #[derive(Args, Debug, Default, Clone)]
 pub struct RunArgs {
@@ -64,6 +73,15 @@ pub struct RunArgs {
     /// Replace the kernel command line.
     #[arg(long, value_name = "ARGS", conflicts_with = "append")]
     pub cmdline: Option<String>,
+    /// How the guest starts: direct (its Linux kernel, found in the disk),
+    /// bios (SeaBIOS runs the disk's own boot loader) or auto (direct when
+    /// a kernel is found, else bios).
+    #[arg(long, value_enum, default_value_t = FirmwareArg::Direct)]
+    pub firmware: FirmwareArg,
+    /// With --firmware bios/auto: the BIOS image (default: Debian's
+    /// SeaBIOS, /usr/share/seabios/bios.bin).
+    #[arg(long, value_name = "FILE")]
+    pub bios: Option<PathBuf>,
     /// Also write the guest's console to this file.
     #[arg(long, value_name = "FILE")]
     pub console_log: Option<PathBuf>,
@@ -246,6 +264,12 @@ fn options(args: &RunArgs, accept_eula: bool, detached: bool, progress: Progress
             initrd: args.initrd.clone(),
             append: args.append.clone(),
             cmdline: args.cmdline.clone(),
+            firmware: match args.firmware {
+                FirmwareArg::Auto => Firmware::Auto,
+                FirmwareArg::Direct => Firmware::Direct,
+                FirmwareArg::Bios => Firmware::Bios,
+            },
+            bios: args.bios.clone(),
         },
         net: args.net.options(),
         console_stdio: !args.no_console && !detached,

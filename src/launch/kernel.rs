@@ -1,6 +1,7 @@
 //! Which kernel boots: `--kernel` (with `--initrd`), else the one boot
 //! discovery finds in the boot disk, with the command line adjusted by
-//! `--cmdline`/`--append`.
+//! `--cmdline`/`--append`; or no kernel at all: firmware (SeaBIOS) that
+//! runs the disk's own boot loader (`--firmware bios`).
 
 use super::LaunchError;
 use boot_discovery::CmdlineOverride;
@@ -20,6 +21,18 @@ pub struct BootChoice {
     pub description: String,
 }
 
+/// How the guest starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Firmware {
+    /// Direct boot when boot discovery finds a Linux kernel, else BIOS.
+    Auto,
+    /// Always the kernel found in the disk (or `--kernel`); fail if none.
+    #[default]
+    Direct,
+    /// Always SeaBIOS and the disk's own boot loader.
+    Bios,
+}
+
 /// What the user said about the kernel.
 #[derive(Debug, Clone, Default)]
 pub struct KernelOptions {
@@ -27,12 +40,36 @@ pub struct KernelOptions {
     pub initrd: Option<PathBuf>,
     pub append: Vec<String>,
     pub cmdline: Option<String>,
+    pub firmware: Firmware,
+    /// The BIOS image (default: Debian's SeaBIOS, [`vmm::firmware::DEBIAN_BIOS`]).
+    pub bios: Option<PathBuf>,
+}
+
+/// Firmware boot: the BIOS image, no kernel, no command line.
+fn bios_choice(opts: &KernelOptions, why: &str) -> BootChoice {
+    let image = opts
+        .bios
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(vmm::firmware::DEBIAN_BIOS));
+    BootChoice {
+        description: format!(
+            "the disk's own boot loader through {} ({why})",
+            image.display()
+        ),
+        kernel: Kernel::Bios(image),
+        initrd_path: None,
+        initrd_file: None,
+        cmdline: String::new(),
+    }
 }
 
 pub fn choose_kernel(
     opts: &KernelOptions,
     boot_disk: Arc<dyn BlockSource>,
 ) -> Result<BootChoice, LaunchError> {
+    if opts.firmware == Firmware::Bios {
+        return Ok(bios_choice(opts, "--firmware bios"));
+    }
     if let Some(kernel) = &opts.kernel {
         let base = opts
             .cmdline
@@ -55,7 +92,14 @@ pub fn choose_kernel(
         append: opts.append.clone(),
     };
     // The discovery error already says what was found and what is missing.
-    let plan = boot_discovery::discover(boot_disk.clone())?;
+    let plan = match boot_discovery::discover(boot_disk.clone()) {
+        Ok(plan) => plan,
+        Err(e) if opts.firmware == Firmware::Auto => {
+            tracing::warn!("no kernel to boot directly ({e}); booting through the BIOS instead");
+            return Ok(bios_choice(opts, "no kernel found for direct boot"));
+        }
+        Err(e) => return Err(e.into()),
+    };
     for r in &plan.reasons {
         tracing::info!("{r}");
     }

@@ -20,7 +20,7 @@ use crate::net::NetOptions;
 use crate::ready::ReadyWhen;
 use crate::state::{self, StateError};
 pub use environment::{EnvironmentPlan, Transport};
-pub use kernel::{BootChoice, KernelOptions};
+pub use kernel::{BootChoice, Firmware, KernelOptions};
 pub use ovf_loader::properties::Assignment;
 use ovf_loader::verify::{verify, VerifyOptions, VerifyReport};
 use ovf_loader::verify_cache::VerifyCache;

@@ -17,15 +17,19 @@ pub enum Variant {
     /// The MBR layout with cloud-init reading the OVF environment, made
     /// like Ubuntu's cloud OVAs.
     Cloudinit,
+    /// No Linux: an MBR disk whose GRUB prints a marker and halts (only
+    /// firmware boot starts it).
+    GrubOnly,
 }
 
 impl Variant {
-    /// The name the scripts use (`mbr`, `gpt`, `cloudinit`).
+    /// The name the scripts use (`mbr`, `gpt`, `cloudinit`, `grubonly`).
     pub fn name(self) -> &'static str {
         match self {
             Variant::Mbr => "mbr",
             Variant::Gpt => "gpt",
             Variant::Cloudinit => "cloudinit",
+            Variant::GrubOnly => "grubonly",
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod boot;
 pub mod console;
 mod control;
 pub mod cpuid;
+pub mod firmware;
 pub mod interrupts;
 pub mod layout;
 pub mod memory;
@@ -155,6 +156,8 @@ pub enum VmmError {
     Acpi(String),
     #[error("cannot write the SMBIOS tables: {0}")]
     Smbios(vm_memory::GuestMemoryError),
+    #[error(transparent)]
+    Firmware(#[from] firmware::FirmwareError),
     #[error("cannot set up device {what}: {source}")]
     Device {
         what: String,

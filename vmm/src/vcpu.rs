@@ -22,6 +22,9 @@ pub enum BootEntry {
     /// 64-bit long mode with the low 4 GiB identity-mapped, `rsi` = boot
     /// params (the Linux 64-bit boot protocol).
     Long64 { entry: u64, rsi: u64 },
+    /// The reset state KVM gives a new vCPU (real mode at F000:FFF0, CS
+    /// base 0xFFFF0000): firmware boot.
+    Reset,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +80,9 @@ fn segment(entry: u64, selector: u16) -> kvm_segment {
 
 /// Write the GDT (and for long mode, identity page tables for 4 GiB).
 pub fn write_boot_structures(mem: &GuestMemory, entry: BootEntry) -> Result<(), VcpuError> {
+    if entry == BootEntry::Reset {
+        return Ok(());
+    }
     let long = matches!(entry, BootEntry::Long64 { .. });
     for (i, e) in gdt(long).iter().enumerate() {
         mem.write_obj(*e, GuestAddress(GDT_ADDR + 8 * i as u64))
@@ -101,6 +107,9 @@ pub fn write_boot_structures(mem: &GuestMemory, entry: BootEntry) -> Result<(), 
 
 /// Registers for the boot vCPU.
 pub fn setup_boot_registers(vcpu: &VcpuFd, entry: BootEntry) -> Result<(), VcpuError> {
+    if entry == BootEntry::Reset {
+        return Ok(());
+    }
     let e = setup_err(0, "registers");
     let long = matches!(entry, BootEntry::Long64 { .. });
     let table = gdt(long);
@@ -139,6 +148,7 @@ pub fn setup_boot_registers(vcpu: &VcpuFd, entry: BootEntry) -> Result<(), VcpuE
             regs.rsp = BOOT_STACK_TOP;
             regs.rbp = BOOT_STACK_TOP;
         }
+        BootEntry::Reset => unreachable!("returned above"),
     }
     vcpu.set_sregs(&sregs).map_err(&e)?;
     vcpu.set_regs(&regs).map_err(&e)?;

@@ -5,7 +5,7 @@ use crate::console::{ConsoleSink, StdinInput};
 use crate::interrupts::KvmInterrupts;
 use crate::layout::{KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR};
 use crate::vcpu::{self, VcpuContext};
-use crate::{acpi, boot, cpuid, memory, signals, VmConfig, VmControl, VmmError};
+use crate::{acpi, boot, cpuid, firmware, memory, signals, VmConfig, VmControl, VmmError};
 use devices::acpi_power::{AcpiPower, ACPI_PM_BASE, ACPI_PM_LEN};
 use devices::bus::Bus;
 use devices::i8042::{I8042, I8042_BASE, I8042_LEN};
@@ -120,16 +120,26 @@ pub fn run_once(
         "VM and devices ready {:.1} ms after the monitor started",
         started.elapsed().as_secs_f64() * 1000.0
     );
-    let rsdp = acpi::write(&mem, config.vcpus).map_err(VmmError::Acpi)?;
-    crate::smbios::write(&mem, &config.smbios).map_err(VmmError::Smbios)?;
-    let setup = boot::load(
-        &mem,
-        &config.kernel,
-        config.initrd.as_ref(),
-        &config.cmdline,
-        config.bzimage_mode,
-        rsdp,
-    )?;
+    // Firmware boot keeps its flash mapping alive until the VM is gone.
+    let (setup, _flash) = match &config.kernel {
+        boot::Kernel::Bios(path) => {
+            let (setup, flash) = firmware_boot(config, path, &mem, &vm, &pio)?;
+            (setup, Some(flash))
+        }
+        _ => {
+            let rsdp = acpi::write(&mem, config.vcpus).map_err(VmmError::Acpi)?;
+            crate::smbios::write(&mem, &config.smbios).map_err(VmmError::Smbios)?;
+            let setup = boot::load(
+                &mem,
+                &config.kernel,
+                config.initrd.as_ref(),
+                &config.cmdline,
+                config.bzimage_mode,
+                rsdp,
+            )?;
+            (setup, None)
+        }
+    };
     if let Some(d) = setup.host_decompress {
         tracing::info!(
             "kernel decompressed on the host in {:.1} ms",
@@ -247,4 +257,61 @@ pub fn run_once(
             last_lines: sink.last_lines(15),
         }),
     }
+}
+
+/// Firmware boot: the BIOS image below 1 MiB and at the top of 4 GiB, the
+/// fw_cfg device and the CMOS clock; the vCPUs start in their reset state.
+fn firmware_boot(
+    config: &VmConfig,
+    path: &std::path::Path,
+    mem: &memory::GuestMemory,
+    vm: &kvm_ioctls::VmFd,
+    pio: &Arc<Bus>,
+) -> Result<(boot::BootSetup, firmware::Flash), VmmError> {
+    use devices::fw_cfg::{FW_CFG_BASE, FW_CFG_LEN};
+    use devices::rtc::{Rtc, RTC_BASE, RTC_LEN};
+    use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
+    let image = firmware::read_image(path)?;
+    firmware::place(mem, &image)?;
+    let flash = firmware::Flash::new(&image)?;
+    flash.register(vm, mem.num_regions() as u32)?;
+    let info = firmware::FirmwareInfo {
+        vcpus: config.vcpus,
+        smbios: &config.smbios,
+        // The disks take the PCI slots after the host bridge (pci_setup).
+        boot_slot: (!config.disks.is_empty()).then_some(1),
+    };
+    let fw_cfg = firmware::fw_cfg(mem, &info)?;
+    let bus_err = |e: devices::bus::BusError| dev_err("bus")(std::io::Error::other(e.to_string()));
+    pio.insert(Arc::new(Mutex::new(fw_cfg)), FW_CFG_BASE, FW_CFG_LEN)
+        .map_err(bus_err)?;
+    let (mut below, mut above) = (0, 0);
+    for r in mem.iter() {
+        if r.start_addr().0 < crate::layout::FOUR_GIB {
+            below += r.len();
+        } else {
+            above += r.len();
+        }
+    }
+    pio.insert(
+        Arc::new(Mutex::new(devices::debugcon::DebugCon::new())),
+        devices::debugcon::DEBUGCON_PORT,
+        devices::debugcon::DEBUGCON_LEN,
+    )
+    .map_err(bus_err)?;
+    let mut rtc = Rtc::new();
+    rtc.set_memory_layout(below, above, config.vcpus);
+    pio.insert(Arc::new(Mutex::new(rtc)), RTC_BASE, RTC_LEN)
+        .map_err(bus_err)?;
+    tracing::info!(
+        "firmware boot: {} ({} KiB)",
+        path.display(),
+        image.len() >> 10
+    );
+    let setup = boot::BootSetup {
+        entry: crate::vcpu::BootEntry::Reset,
+        protocol: "bios",
+        host_decompress: None,
+    };
+    Ok((setup, flash))
 }

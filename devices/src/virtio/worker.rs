@@ -33,6 +33,11 @@ pub fn drain_queue(
     mut handle: impl FnMut(DescriptorChain<&Memory>) -> u32,
 ) -> io::Result<()> {
     let ring = |e: virtio_queue::Error| io::Error::other(format!("virtio ring: {e}"));
+    // A driver may kick a queue it did not enable (SeaBIOS sets up only the
+    // queues it uses): nothing to do there.
+    if !aq.queue.ready() {
+        return Ok(());
+    }
     let event_idx = aq.queue.event_idx_enabled();
     let mut unsignalled = false;
     let mut first = true;

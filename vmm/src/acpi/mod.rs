@@ -7,6 +7,7 @@
 //! virtio) only through ACPI.
 
 mod dsdt;
+pub mod loader;
 
 use crate::layout::{ACPI_TABLES_ADDR, ACPI_TABLES_END, IOAPIC_ADDR, LAPIC_ADDR, PCI_ECAM_START};
 use crate::memory::GuestMemory;

@@ -30,6 +30,10 @@ pub enum Kernel {
     /// Hand-made 32-bit code, loaded at `load_addr` and entered there in
     /// flat protected mode (tests and experiments).
     Raw { code: Vec<u8>, load_addr: u64 },
+    /// No kernel: a PC BIOS image (SeaBIOS) that runs the boot loader of
+    /// the first disk ([`crate::firmware`]); the initrd and command line
+    /// are not used.
+    Bios(PathBuf),
 }
 
 /// How a bzImage is booted.
@@ -94,6 +98,9 @@ fn read_kernel(kernel: &Kernel) -> Result<Vec<u8>, BootError> {
         }),
         Kernel::Bytes(b) => Ok(b.clone()),
         Kernel::Raw { code, .. } => Ok(code.clone()),
+        Kernel::Bios(_) => Err(BootError::Load(
+            "a BIOS image is firmware, not a kernel".into(),
+        )),
     }
 }
 
