@@ -1,6 +1,8 @@
-//! An appliance whose disk holds no Linux kernel: `ovf-run` must say what
-//! it found on the disk and what is missing, exit non-zero, and do so before
-//! any VM exists (so this test needs no KVM).
+//! An appliance whose disk holds no Linux kernel: `ovf-run --firmware
+//! direct` must say what it found on the disk and what is missing, exit
+//! non-zero, and do so before any VM exists (so this test needs no KVM).
+//! (The default, `--firmware auto`, boots such a disk through SeaBIOS:
+//! tests/firmware_boot.rs.)
 //!
 //! The disk is made with the real tools: an ext4 filesystem (mkfs.ext4, with
 //! a file in it but no /boot) in an MBR partition (sfdisk), converted to VMDK
@@ -98,7 +100,13 @@ fn disk_without_kernel_is_explained_before_any_vm_starts() {
     let dir = tempfile::tempdir().unwrap();
     let ovf = make_package(dir.path());
     let out = Command::new(env!("CARGO_BIN_EXE_ovf-run"))
-        .args(["--accept-eula", "--no-verify", "--no-console"])
+        .args([
+            "--accept-eula",
+            "--no-verify",
+            "--no-console",
+            "--firmware",
+            "direct",
+        ])
         .arg(&ovf)
         .env("XDG_CACHE_HOME", dir.path().join("cache"))
         .output()

@@ -319,7 +319,16 @@ fn tolerated_manifest_lines_and_stale_size_are_warnings() {
     );
     // Running gets past verification and opening the disk to boot
     // discovery, which fails (random bytes) before any VM exists.
-    let (code, out) = ovf_run(&["--accept-eula", "--no-console", str_of(&ova)], &c.cache);
+    let (code, out) = ovf_run(
+        &[
+            "--accept-eula",
+            "--no-console",
+            "--firmware",
+            "direct",
+            str_of(&ova),
+        ],
+        &c.cache,
+    );
     assert_ne!(code, 0, "{out}");
     assert!(
         out.contains("ovf:size says") && out.contains("no bootable Linux kernel found"),

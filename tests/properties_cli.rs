@@ -58,7 +58,15 @@ fn runs_stop_on_required_and_bad_properties_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let ovf = package(d);
-    let base = ["--no-verify", "--no-console", "--accept-eula"];
+    // --firmware direct: the disk holds no kernel, and this test must stop
+    // before any VM exists (auto would start the BIOS).
+    let base = [
+        "--no-verify",
+        "--no-console",
+        "--accept-eula",
+        "--firmware",
+        "direct",
+    ];
     let run = |extra: &[&str]| {
         let mut args: Vec<&str> = base.to_vec();
         args.extend_from_slice(extra);

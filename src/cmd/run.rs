@@ -27,8 +27,8 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 /// `--firmware`: see [`Firmware`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum FirmwareArg {
-    Auto,
     #[default]
+    Auto,
     Direct,
     Bios,
 }
@@ -76,10 +76,10 @@ pub struct RunArgs {
     /// How the guest starts: direct (its Linux kernel, found in the disk),
     /// bios (SeaBIOS runs the disk's own boot loader) or auto (direct when
     /// a kernel is found, else bios).
-    #[arg(long, value_enum, default_value_t = FirmwareArg::Direct)]
+    #[arg(long, value_enum, default_value_t = FirmwareArg::Auto)]
     pub firmware: FirmwareArg,
     /// With --firmware bios/auto: the BIOS image (default: Debian's
-    /// SeaBIOS, /usr/share/seabios/bios.bin).
+    /// SeaBIOS for hardware-reduced machines, /usr/share/seabios/bios-microvm.bin).
     #[arg(long, value_name = "FILE")]
     pub bios: Option<PathBuf>,
     /// Also write the guest's console to this file.

@@ -25,9 +25,9 @@ pub struct BootChoice {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Firmware {
     /// Direct boot when boot discovery finds a Linux kernel, else BIOS.
+    #[default]
     Auto,
     /// Always the kernel found in the disk (or `--kernel`); fail if none.
-    #[default]
     Direct,
     /// Always SeaBIOS and the disk's own boot loader.
     Bios,
