@@ -15,7 +15,7 @@
 
 use std::process::Command;
 use std::time::Duration;
-use testbed::{appliance_path, runner_or_fail, scratch_dir, RunOptions, Variant};
+use testbed::{appliance_path, job, scratch_dir, Variant};
 
 fn ova(v: Variant) -> std::path::PathBuf {
     appliance_path(v).unwrap_or_else(|e| panic!("{e}"))
@@ -64,41 +64,33 @@ fn direct_boot_refuses_a_disk_without_linux_and_inspect_names_the_path() {
 
 #[test]
 fn seabios_boots_a_disk_without_linux_and_the_mbr_appliance() {
-    let runner = runner_or_fail();
     let dir = scratch_dir("firmware").expect("scratch directory");
     let work = dir.path();
-    let script = testbed::repo_root().join("tests/firmware/inside.sh");
     let args = [
-        "bash".to_string(),
-        script.display().to_string(),
-        work.display().to_string(),
         env!("CARGO_BIN_EXE_ovf-run").to_string(),
         ova(Variant::Mbr).display().to_string(),
         ova(Variant::GrubOnly).display().to_string(),
     ];
-    let opts = RunOptions {
-        timeout: Duration::from_secs(1800),
-        mem_mib: None,
-        share: Some(work.to_path_buf()),
-    };
-    let out = runner.run(&opts, &args).expect("run scripts/kvm-run");
-    let read = |name: &str| std::fs::read_to_string(work.join(name)).unwrap_or_default();
-    let ctx = format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}\ngrubonly stderr:\n{}\ngrubonly console:\n{}\nbios stderr:\n{}\nbios console:\n{}",
-        out.status,
-        out.stdout,
-        out.stderr,
-        read("grubonly.stderr"),
-        read("grubonly.console"),
-        read("bios.stderr"),
-        read("bios.console"),
+    let out = job::run_script(
+        "tests/firmware/inside.sh",
+        work,
+        &args,
+        Duration::from_secs(1800),
     );
+    let files = [
+        "grubonly.stderr",
+        "grubonly.console",
+        "bios.stderr",
+        "bios.console",
+    ];
+    let ctx = job::report(&out, work, &files);
     assert!(
         out.status == 0 && out.stdout.contains("FIRMWARE-TEST DONE"),
         "the firmware test in the test host failed:\n{ctx}"
     );
     for line in [
         "FIRMWARE-TEST grubonly marker",
+        "FIRMWARE-TEST grubonly said why",
         "FIRMWARE-TEST bios ready",
         "FIRMWARE-TEST bios page ok",
         "FIRMWARE-TEST bios stop",

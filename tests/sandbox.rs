@@ -20,40 +20,27 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use testbed::{appliance_path, runner_or_fail, scratch_dir, RunOptions, Variant};
+use testbed::{appliance_path, job, scratch_dir, Variant};
 
 /// Run one part of tests/sandbox/inside.sh in the test host and check the
 /// lines it reports.
 fn run_part(part: &str, expected: &[&str]) {
-    let runner = runner_or_fail();
     let ova = appliance_path(Variant::Mbr).unwrap_or_else(|e| panic!("{e}"));
     let dir = scratch_dir(&format!("sandbox-{part}")).expect("scratch directory");
     let work = dir.path();
-    let script = testbed::repo_root().join("tests/sandbox/inside.sh");
     let args = [
-        "bash".to_string(),
-        script.display().to_string(),
         part.to_string(),
-        work.display().to_string(),
         std::env::current_exe().unwrap().display().to_string(),
         env!("CARGO_BIN_EXE_ovf-run").to_string(),
         ova.display().to_string(),
     ];
-    let opts = RunOptions {
-        timeout: Duration::from_secs(1800),
-        mem_mib: None,
-        share: Some(work.to_path_buf()),
-    };
-    let out = runner.run(&opts, &args).expect("run scripts/kvm-run");
-    let read = |name: &str| std::fs::read_to_string(work.join(name)).unwrap_or_default();
-    let ctx = format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}\nlibrary test output:\n{}\ncli stderr:\n{}",
-        out.status,
-        out.stdout,
-        out.stderr,
-        read("library.out"),
-        read("cli.stderr"),
+    let out = job::run_script(
+        "tests/sandbox/inside.sh",
+        work,
+        &args,
+        Duration::from_secs(1800),
     );
+    let ctx = job::report(&out, work, &["library.out", "cli.stderr"]);
     assert!(
         out.status == 0 && out.stdout.contains("SANDBOX-TEST DONE"),
         "the sandbox test ({part}) in the test host failed:\n{ctx}"

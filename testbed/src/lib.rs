@@ -9,6 +9,7 @@
 
 pub mod appliance;
 pub mod console;
+pub mod job;
 pub mod probe;
 pub mod runner;
 

@@ -4,17 +4,10 @@
 # "FIRMWARE-TEST <what> <result>" lines, then "FIRMWARE-TEST DONE"; exits
 # non-zero on the first failure.
 set -u
-. "$(dirname "$0")/../net/unchroot.sh"
+PREFIX=FIRMWARE-TEST
+. "$(dirname "$0")/../lib/inside.sh"
 work="$1" bin="$2" mbr="$3" grubonly="$4"
-say() { echo "FIRMWARE-TEST $*"; }
-fail() { say "FAIL $*"; exit 1; }
-left() { pgrep -x 'passt(\.avx2)?|ovf-run' | tr '\n' ' '; }
-
-# passt needs an uplink to copy (a TAP nobody reads; nothing leaves).
-ip link set lo up
-{ ip tuntap add ext0 mode tap && ip addr add 10.0.2.15/24 dev ext0 &&
-  ip link set ext0 up && ip route add default via 10.0.2.2 dev ext0 onlink; } ||
-    fail "setup cannot make the stand-in uplink"
+standin_uplink
 export XDG_CACHE_HOME="$work/cache" XDG_RUNTIME_DIR=/run/firmware-test
 rm -rf "$XDG_CACHE_HOME/ovf-run/overlays" "$work"/*.console "$work"/*.stderr "$work"/*.out
 mkdir -p "$XDG_RUNTIME_DIR"

@@ -1,5 +1,5 @@
 #!/bin/bash
-# inside.sh PART WORK TEST_EXE OVF_RUN OVA: run inside the KVM test host by
+# inside.sh WORK PART TEST_EXE OVF_RUN OVA: run inside the KVM test host by
 # tests/sandbox.rs, one test host job per PART: "library" (four instances
 # through the library API) or "cli" (three detached instances, and the
 # ready-timeout and timeout runs beside them). Two shorter jobs rather than
@@ -8,18 +8,10 @@
 # "SANDBOX-TEST <what> <result>" lines, then "SANDBOX-TEST DONE"; exits
 # non-zero on the first failure.
 set -u
-. "$(dirname "$0")/../net/unchroot.sh"
-part="$1" work="$2" test_exe="$3" bin="$4" ova="$5"
-say() { echo "SANDBOX-TEST $*"; }
-fail() { say "FAIL $*"; exit 1; }
-left() { pgrep -x 'passt(\.avx2)?|ovf-run' | tr '\n' ' '; }
-
-# The test host has only loopback, and passt copies the host's addresses and
-# default route: give it an uplink (a TAP nobody reads; nothing leaves).
-ip link set lo up
-{ ip tuntap add ext0 mode tap && ip addr add 10.0.2.15/24 dev ext0 &&
-  ip link set ext0 up && ip route add default via 10.0.2.2 dev ext0 onlink; } ||
-    fail "setup cannot make the stand-in uplink"
+PREFIX=SANDBOX-TEST
+. "$(dirname "$0")/../lib/inside.sh"
+work="$1" part="$2" test_exe="$3" bin="$4" ova="$5"
+standin_uplink
 
 # Instance state on the test host's tmpfs /run, as on a desktop.
 export XDG_CACHE_HOME="$work/cache" XDG_RUNTIME_DIR=/run/sandbox-test
