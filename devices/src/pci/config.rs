@@ -155,23 +155,25 @@ impl ConfigSpace {
         self.bytes[4] & 2 != 0
     }
 
-    /// Where BAR `b` decodes as programmed now: nowhere while memory
-    /// decoding is off or while it holds its size mask (a sizing write not
-    /// yet undone), else at its address.
-    fn decodes_at(&self, b: &Bar) -> Option<u64> {
-        (self.memory_enabled() && !is_size_mask(b)).then_some(b.addr)
-    }
-
-    /// The first BAR that decodes elsewhere than `decoded[i]` (where the
-    /// VMM maps BAR i now, `None` for nowhere).
+    /// The first BAR programmed, with memory decoding on, at another
+    /// address than `decoded[i]` (where the VMM maps BAR i now). With
+    /// decoding off nothing moves: the mapping stays where it was (an OS
+    /// turns decoding off to size or reprogram a BAR and on again; a
+    /// device that answers there meanwhile is harmless, and a device in use
+    /// never loses its mapping). A BAR that holds its size mask (a sizing
+    /// write not yet undone) is not an address.
     pub fn moved_bar(&self, decoded: &[Option<u64>]) -> Option<super::BarMove> {
+        if !self.memory_enabled() {
+            return None;
+        }
         self.bars()
             .into_iter()
             .zip(decoded)
+            .filter(|(b, _)| !is_size_mask(b))
             .map(|(b, &from)| super::BarMove {
                 index: b.index,
                 from,
-                to: self.decodes_at(&b),
+                to: Some(b.addr),
                 size: b.size,
             })
             .find(|mv| mv.from != mv.to)
@@ -226,25 +228,27 @@ mod tests {
     }
 
     #[test]
-    fn a_bar_decodes_where_programmed_while_decoding_is_on() {
+    fn a_bar_moves_where_programmed_once_decoding_is_on() {
         let mut c = ConfigSpace::new(id());
         c.add_bar64(0, 0xc000_0000, 0x1_0000);
-        // The reset state: decoding off, so a BAR mapped there is unmapped
-        // at the first look.
-        let mv = c.moved_bar(&[Some(0xc000_0000)]).unwrap();
-        assert_eq!((mv.from, mv.to), (Some(0xc000_0000), None));
-        assert_eq!(c.moved_bar(&[None]), None);
+        let at = [Some(0xc000_0000)];
+        assert_eq!(
+            c.moved_bar(&at),
+            None,
+            "decoding off (reset): the mapping stays"
+        );
         // Firmware sizes and assigns with decoding off.
         c.write(0x10, &[0xff; 4]);
         c.write(0x14, &[0xff; 4]);
+        assert_eq!(c.moved_bar(&at), None, "decoding off");
         c.write(4, &[0x06, 0]);
-        assert_eq!(c.moved_bar(&[None]), None, "a size mask is no address");
+        assert_eq!(c.moved_bar(&at), None, "a size mask is no address");
         c.write(0x10, &0xfebf_0000u32.to_le_bytes());
         c.write(0x14, &[0; 4]);
-        let mv = c.moved_bar(&[None]).expect("decodes now");
+        let mv = c.moved_bar(&at).expect("moved");
         assert_eq!(
             (mv.index, mv.from, mv.to, mv.size),
-            (0, None, Some(0xfebf_0000), 0x1_0000)
+            (0, Some(0xc000_0000), Some(0xfebf_0000), 0x1_0000)
         );
         assert_eq!(c.moved_bar(&[Some(0xfebf_0000)]), None, "once mapped there");
         // Above 4 GiB through the high dword.
@@ -254,6 +258,10 @@ mod tests {
             Some(0x1_febf_0000)
         );
         c.write(4, &[0, 0]);
-        assert_eq!(c.moved_bar(&[None]), None, "decoding off again");
+        assert_eq!(
+            c.moved_bar(&[Some(0xfebf_0000)]),
+            None,
+            "decoding off again"
+        );
     }
 }

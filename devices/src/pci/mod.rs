@@ -6,9 +6,9 @@ pub mod root;
 
 pub use config::{Bar, ConfigSpace, PciId};
 
-/// A memory BAR whose decoding changed: it was decoded at `from` and now
-/// decodes at `to` (`None`: not decoded; memory decoding is off, or the BAR
-/// holds its size mask). Firmware such as SeaBIOS sizes and assigns every
+/// A memory BAR the guest moved (with memory decoding on): it was mapped at
+/// `from` and now decodes at `to` (`None`: not mapped, for a mapper that
+/// unmaps; [`ConfigSpace::moved_bar`] never asks for that). Firmware such as SeaBIOS sizes and assigns every
 /// BAR itself; an OS may reassign them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BarMove {
