@@ -134,7 +134,7 @@ impl BarMapper for Remapper {
                 mv.to
             );
         } else {
-            tracing::info!("{name}: BAR decodes at {:x?} (was {:x?})", mv.to, mv.from);
+            tracing::debug!("{name}: BAR decodes at {:x?} (was {:x?})", mv.to, mv.from);
         }
     }
 }

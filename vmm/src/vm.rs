@@ -285,14 +285,8 @@ fn firmware_boot(
     let bus_err = |e: devices::bus::BusError| dev_err("bus")(std::io::Error::other(e.to_string()));
     pio.insert(Arc::new(Mutex::new(fw_cfg)), FW_CFG_BASE, FW_CFG_LEN)
         .map_err(bus_err)?;
-    let (mut below, mut above) = (0, 0);
-    for r in mem.iter() {
-        if r.start_addr().0 < crate::layout::FOUR_GIB {
-            below += r.len();
-        } else {
-            above += r.len();
-        }
-    }
+    let below = boot::e820::low_ram_end(mem);
+    let above = mem.iter().map(|r| r.len()).sum::<u64>() - below;
     pio.insert(
         Arc::new(Mutex::new(devices::debugcon::DebugCon::new())),
         devices::debugcon::DEBUGCON_PORT,

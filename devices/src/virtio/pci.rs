@@ -95,7 +95,8 @@ pub struct VirtioPciDevice {
     vector_evts: Vec<EventFd>,
     vector_gsis: Vec<u32>,
     bar_addr: u64,
-    /// Where the MMIO bus maps the BAR now (`None`: nowhere, decoding off).
+    /// Where the MMIO bus maps the BAR now (the VMM maps it at `bar_addr`
+    /// to begin with, and moves it when the guest reprograms it).
     decoded: Option<u64>,
     activated: bool,
 }
