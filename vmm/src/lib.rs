@@ -16,6 +16,7 @@ mod pci_setup;
 pub mod rss;
 mod signals;
 pub mod smbios;
+pub mod snapshot;
 pub mod vcpu;
 mod vm;
 

@@ -1,0 +1,127 @@
+//! A vCPU's state taken out of one VM and given to another continues the
+//! guest where it stopped. A hand-made real-mode guest counts in AX and
+//! writes each count to port 0x80; after its first count the vCPU and the
+//! VM's in-kernel devices are captured, sent through the state file, and
+//! given to a second VM with a copy of guest memory, whose first count is
+//! 2. Runs on this machine's own /dev/kvm (PVM runs such guests) and fails
+//! when /dev/kvm cannot be opened.
+
+use kvm_bindings::kvm_userspace_memory_region;
+use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
+use snapshot::{Meta, Snapshot};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+
+const MEM: usize = 0x10000;
+const CODE_AT: u64 = 0x1000;
+/// inc ax; out 0x80, al; jmp back to inc ax
+const COUNTER: &[u8] = &[0x40, 0xe6, 0x80, 0xeb, 0xfb];
+/// An MSR the guest never touches, set to a value nobody else would.
+const MSR_STAR: u32 = 0xc000_0081;
+
+fn kvm() -> Kvm {
+    Kvm::new().unwrap_or_else(|e| {
+        panic!("/dev/kvm cannot be opened ({e}): this test needs KVM's API (PVM is enough)")
+    })
+}
+
+fn vm_with_memory(kvm: &Kvm, mem: &GuestMemoryMmap) -> VmFd {
+    let vm = kvm.create_vm().expect("create a VM");
+    vm.create_irq_chip().expect("irqchip");
+    vm.create_pit2(Default::default()).expect("PIT");
+    let host = mem.get_host_address(GuestAddress(0)).unwrap() as u64;
+    let region = kvm_userspace_memory_region {
+        slot: 0,
+        guest_phys_addr: 0,
+        memory_size: MEM as u64,
+        userspace_addr: host,
+        flags: 0,
+    };
+    // SAFETY: `mem` outlives the VM in every test here.
+    unsafe { vm.set_user_memory_region(region) }.expect("memory region");
+    vm
+}
+
+/// Run until the guest writes port 0x80; the byte written.
+fn next_count(vcpu: &mut VcpuFd) -> u8 {
+    loop {
+        match vcpu.run().expect("KVM_RUN") {
+            VcpuExit::IoOut(0x80, data) => return data[0],
+            VcpuExit::IoOut(..) | VcpuExit::IoIn(..) => {}
+            other => panic!("unexpected exit {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_vcpu_moved_to_a_new_vm_continues_where_it_stopped() {
+    let kvm = kvm();
+    let msrs = vmm::snapshot::msr_index_list(&kvm).expect("MSR list");
+    let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), MEM)]).unwrap();
+    mem.write_slice(COUNTER, GuestAddress(CODE_AT)).unwrap();
+
+    let vm = vm_with_memory(&kvm, &mem);
+    let mut vcpu = vm.create_vcpu(0).unwrap();
+    let cpuid = kvm
+        .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
+        .unwrap();
+    vcpu.set_cpuid2(&cpuid).unwrap();
+    let mut sregs = vcpu.get_sregs().unwrap();
+    sregs.cs.base = 0;
+    sregs.cs.selector = 0;
+    vcpu.set_sregs(&sregs).unwrap();
+    let mut regs = vcpu.get_regs().unwrap();
+    regs.rip = CODE_AT;
+    regs.rax = 0;
+    regs.rflags = 2;
+    vcpu.set_regs(&regs).unwrap();
+    let star = kvm_bindings::Msrs::from_entries(&[kvm_bindings::kvm_msr_entry {
+        index: MSR_STAR,
+        data: 0x0023_0010_0000_0000,
+        ..Default::default()
+    }])
+    .unwrap();
+    assert_eq!(vcpu.set_msrs(&star).unwrap(), 1);
+    assert_eq!(next_count(&mut vcpu), 1);
+
+    let state = vmm::snapshot::capture_vcpu(0, &vcpu, &msrs).expect("capture the vCPU");
+    let vm_state = vmm::snapshot::capture_vm(&vm).expect("capture the VM");
+    assert!(
+        state.msrs.iter().any(|m| m.index == MSR_STAR && m.data == 0x0023_0010_0000_0000),
+        "MSR_STAR was saved"
+    );
+    let file = snapshot::encode(&Snapshot {
+        meta: Meta {
+            writer_version: "test".into(),
+            taken_unix: 0,
+            cpu_vendor: String::new(),
+            tsc_khz: 0,
+        },
+        vcpus: vec![state],
+        vm: vm_state,
+        devices: Vec::new(),
+        memory: Vec::new(),
+        launch: Vec::new(),
+    });
+    let back = snapshot::decode(&file).expect("decode");
+    // The first VM runs on: its state must not leak into the second.
+    assert_eq!(next_count(&mut vcpu), 2);
+
+    let copy = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), MEM)]).unwrap();
+    let mut bytes = vec![0u8; MEM];
+    mem.read_slice(&mut bytes, GuestAddress(0)).unwrap();
+    copy.write_slice(&bytes, GuestAddress(0)).unwrap();
+    let vm2 = vm_with_memory(&kvm, &copy);
+    vmm::snapshot::restore_vm(&vm2, &back.vm, 1_000_000).expect("restore the VM");
+    let mut vcpu2 = vm2.create_vcpu(0).unwrap();
+    vmm::snapshot::restore_vcpu(&vm2, &vcpu2, &back.vcpus[0]).expect("restore the vCPU");
+    assert_eq!(next_count(&mut vcpu2), 2, "the restored guest continues after its first count");
+    assert_eq!(next_count(&mut vcpu2), 3);
+    let again = vmm::snapshot::capture_vcpu(0, &vcpu2, &msrs).unwrap();
+    assert!(again.msrs.iter().any(|m| m.index == MSR_STAR && m.data == 0x0023_0010_0000_0000));
+    let clock = vm2.get_clock().unwrap().clock;
+    assert!(
+        clock >= back.vm.clock.clock + 1_000_000,
+        "kvmclock moved on by the rest: {clock} vs {}",
+        back.vm.clock.clock
+    );
+}
