@@ -225,6 +225,13 @@ const fn kvm_io(nr: u64) -> u64 {
 const fn kvm_iow(nr: u64, size: u64) -> u64 {
     1 << 30 | size << 16 | 0xae << 8 | nr
 }
+/// `_IOR(KVMIO, nr, size)` and `_IOWR(KVMIO, nr, size)`.
+const fn kvm_ior(nr: u64, size: u64) -> u64 {
+    2 << 30 | size << 16 | 0xae << 8 | nr
+}
+const fn kvm_iowr(nr: u64, size: u64) -> u64 {
+    3 << 30 | size << 16 | 0xae << 8 | nr
+}
 
 /// KVM ioctls a vCPU thread makes while the guest runs: KVM_RUN, and what
 /// the device emulation of its exits asks of the VM (MSI-X programming
@@ -237,6 +244,19 @@ pub const VCPU_IOCTLS: &[u64] = &[
     kvm_iow(0x79, 64), // KVM_IOEVENTFD (struct kvm_ioeventfd)
     kvm_iow(0xa5, 32), // KVM_SIGNAL_MSI (struct kvm_msi)
     kvm_iow(0x61, 8),  // KVM_IRQ_LINE (struct kvm_irq_level)
+    // A vCPU parked for a snapshot reads its own state (vmm::snapshot::
+    // capture_vcpu) and tells the guest it was paused.
+    kvm_ior(0x98, 4),     // KVM_GET_MP_STATE (struct kvm_mp_state)
+    kvm_iowr(0x91, 8),    // KVM_GET_CPUID2 (struct kvm_cpuid2)
+    kvm_ior(0x81, 144),   // KVM_GET_REGS (struct kvm_regs)
+    kvm_ior(0x83, 312),   // KVM_GET_SREGS (struct kvm_sregs)
+    kvm_ior(0xa4, 4096),  // KVM_GET_XSAVE (struct kvm_xsave)
+    kvm_ior(0xa6, 392),   // KVM_GET_XCRS (struct kvm_xcrs)
+    kvm_ior(0xa1, 128),   // KVM_GET_DEBUGREGS (struct kvm_debugregs)
+    kvm_ior(0x8e, 1024),  // KVM_GET_LAPIC (struct kvm_lapic_state)
+    kvm_iowr(0x88, 8),    // KVM_GET_MSRS (struct kvm_msrs)
+    kvm_ior(0x9f, 64),    // KVM_GET_VCPU_EVENTS (struct kvm_vcpu_events)
+    kvm_io(0xad),         // KVM_KVMCLOCK_CTRL
 ];
 
 /// Device workers and the network loop build their event loop (epoll,

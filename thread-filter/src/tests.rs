@@ -127,6 +127,22 @@ fn kvm_ioctl_numbers_match_linux() {
     assert_eq!(lists::VCPU_IOCTLS[1], 0x4008_ae6a, "KVM_SET_GSI_ROUTING");
     assert_eq!(lists::VCPU_IOCTLS[2], 0x4020_ae76, "KVM_IRQFD");
     assert_eq!(lists::VCPU_IOCTLS[3], 0x4040_ae79, "KVM_IOEVENTFD");
+    // The state reads of a vCPU parked for a snapshot.
+    for (n, name) in [
+        (0x8004_ae98, "KVM_GET_MP_STATE"),
+        (0xc008_ae91, "KVM_GET_CPUID2"),
+        (0x8090_ae81, "KVM_GET_REGS"),
+        (0x8138_ae83, "KVM_GET_SREGS"),
+        (0x9000_aea4, "KVM_GET_XSAVE"),
+        (0x8188_aea6, "KVM_GET_XCRS"),
+        (0x8080_aea1, "KVM_GET_DEBUGREGS"),
+        (0x8400_ae8e, "KVM_GET_LAPIC"),
+        (0xc008_ae88, "KVM_GET_MSRS"),
+        (0x8040_ae9f, "KVM_GET_VCPU_EVENTS"),
+        (0xaead, "KVM_KVMCLOCK_CTRL"),
+    ] {
+        assert!(lists::VCPU_IOCTLS.contains(&n), "{name} {n:#x}");
+    }
 }
 
 #[test]

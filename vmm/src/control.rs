@@ -5,8 +5,11 @@
 //! VMs can live in one process and the owner maps its own signals (if any)
 //! onto the handles.
 
+use crate::capture::{CaptureError, CaptureRequest, Captured};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 #[derive(Default)]
 struct Inner {
@@ -15,6 +18,7 @@ struct Inner {
     running: AtomicBool,
     boots: AtomicU32,
     held: AtomicBool,
+    capture: Mutex<Option<CaptureRequest>>,
 }
 
 /// Cheap to clone; all clones control the same VM.
@@ -78,6 +82,34 @@ impl VmControl {
     /// after reboots).
     pub fn boots(&self) -> u32 {
         self.0.boots.load(Ordering::SeqCst)
+    }
+
+    /// Pause the running VM, read its vCPUs' and KVM devices' state (and
+    /// write guest memory to `memory_file`, a new file, sparse), then let
+    /// it run on. Blocks until done or `timeout`.
+    pub fn capture(
+        &self,
+        memory_file: Option<&Path>,
+        timeout: Duration,
+    ) -> Result<Captured, CaptureError> {
+        if !self.is_running() {
+            return Err(CaptureError::NotRunning);
+        }
+        let (reply, answer) = std::sync::mpsc::channel();
+        *self.0.capture.lock().unwrap_or_else(|p| p.into_inner()) = Some(CaptureRequest {
+            memory_file: memory_file.map(Path::to_path_buf),
+            reply,
+        });
+        match answer.recv_timeout(timeout) {
+            Ok(result) => result,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(CaptureError::NoAnswer(timeout)),
+            // The VM ended before it took the request.
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(CaptureError::NotRunning),
+        }
+    }
+
+    pub(crate) fn take_capture(&self) -> Option<CaptureRequest> {
+        self.0.capture.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     pub(crate) fn take_power_button(&self) -> bool {

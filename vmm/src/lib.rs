@@ -4,6 +4,7 @@
 
 pub mod acpi;
 pub mod boot;
+pub mod capture;
 pub mod console;
 mod control;
 pub mod cpuid;
@@ -12,6 +13,7 @@ pub mod interrupts;
 pub mod layout;
 pub mod memory;
 pub mod net;
+mod pause;
 mod pci_setup;
 pub mod rss;
 mod signals;
@@ -22,6 +24,7 @@ mod vm;
 
 pub use boot::{BzImageMode, Kernel};
 pub use console::ConsoleConfig;
+pub use capture::{CaptureError, Captured};
 pub use control::VmControl;
 pub use devices::BlockSource;
 pub use net::{BackendSlot, NicConfig};

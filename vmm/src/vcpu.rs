@@ -213,6 +213,8 @@ pub struct VcpuContext {
     /// When the monitor started building the VM; the boot vCPU logs the
     /// delay to its first exit (the benchmark's "first guest instruction").
     pub started: std::time::Instant,
+    /// Where the vCPU parks when the monitor pauses the VM.
+    pub(crate) gate: Arc<crate::pause::PauseGate>,
 }
 
 /// Run until the VM stops. Errors are reported through the stop signal.
@@ -285,6 +287,9 @@ pub fn run_loop(mut vcpu: VcpuFd, ctx: VcpuContext) {
         }
         if ctx.stop.reason().is_some() {
             break;
+        }
+        if ctx.gate.is_requested() {
+            ctx.gate.park(ctx.id, &vcpu);
         }
     }
 }

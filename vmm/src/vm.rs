@@ -159,6 +159,7 @@ pub fn run_once(
     }
     let base_cpuid = cpuid::supported(&kvm).map_err(kvm_err("report its supported CPUID"))?;
     let exiting = Arc::new(AtomicBool::new(false));
+    let gate = Arc::new(crate::pause::PauseGate::new(config.vcpus.into()));
     let mut threads = Vec::new();
     for id in 0..config.vcpus {
         let fd = vm
@@ -176,6 +177,7 @@ pub fn run_once(
             stop: stop.clone(),
             exiting: exiting.clone(),
             started,
+            gate: gate.clone(),
         };
         let t = std::thread::Builder::new()
             .name(format!("vcpu{id}"))
@@ -217,8 +219,25 @@ pub fn run_once(
             tracing::info!("stop requested: pressing the power button");
             let _ = ged.fire();
         }
+        if let Some(req) = control.take_capture() {
+            let kick = || kick_all(&threads);
+            let ctx = crate::capture::CaptureContext {
+                kvm: &kvm,
+                vm: &vm,
+                mem: &mem,
+                gate: &gate,
+                kick: &kick,
+            };
+            let result = crate::capture::capture(&ctx, req.memory_file.as_deref());
+            if let Ok(c) = &result {
+                tracing::info!("state captured; vCPUs paused for {:.1} ms", c.paused_for.as_secs_f64() * 1000.0);
+            }
+            let _ = req.reply.send(result);
+        }
     }
     control.set_running(false);
+    // A vCPU parked by a capture that failed half-way must not wait forever.
+    gate.resume();
 
     if let Some(t) = sink.first_output() {
         tracing::info!(
@@ -256,6 +275,19 @@ pub fn run_once(
             reason,
             last_lines: sink.last_lines(15),
         }),
+    }
+}
+
+/// Interrupt KVM_RUN on every vCPU thread still running.
+fn kick_all(threads: &[std::thread::JoinHandle<()>]) {
+    for t in threads {
+        if !t.is_finished() {
+            // SAFETY: the thread is alive (not finished) and the signal has
+            // a no-op handler; it only makes KVM_RUN return EINTR.
+            unsafe {
+                libc::pthread_kill(t.as_pthread_t(), signals::kick_signal());
+            }
+        }
     }
 }
 

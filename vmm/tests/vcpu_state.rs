@@ -125,3 +125,67 @@ fn a_vcpu_moved_to_a_new_vm_continues_where_it_stopped() {
         back.vm.clock.clock
     );
 }
+
+/// The monitor pauses a running VM, reads its state and memory, and lets
+/// it run on: the same counting guest (32-bit, under the real monitor with
+/// its thread filters) counts on between two captures, and the memory file
+/// holds the guest's code where the snapshot says and is sparse.
+#[test]
+fn a_running_vm_is_captured_and_runs_on() {
+    use std::time::{Duration, Instant};
+    let _ = kvm();
+    let load_addr = 0x10_0000u64;
+    let mut config = vmm::VmConfig::new(vmm::Kernel::Raw {
+        code: COUNTER.to_vec(),
+        load_addr,
+    });
+    config.memory_mib = 64;
+    config.entropy = false;
+    config.no_reboot = true;
+    let dir = tempfile::tempdir().unwrap();
+    config.console = vmm::ConsoleConfig {
+        stdio: false,
+        log: Some(dir.path().join("console")),
+    };
+    let control = vmm::VmControl::new();
+    let c = control.clone();
+    let vm = std::thread::spawn(move || vmm::run_controlled(config, &c));
+    let t0 = Instant::now();
+    while !control.is_running() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the VM did not start");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let first = control
+        .capture(Some(&dir.path().join("mem1")), Duration::from_secs(20))
+        .expect("first capture");
+    std::thread::sleep(Duration::from_millis(50));
+    let second = control
+        .capture(None, Duration::from_secs(20))
+        .expect("second capture");
+    control.kill();
+    assert_eq!(vm.join().unwrap().unwrap(), vmm::ExitStatus::Stopped);
+
+    let (a, b) = (&first.snapshot.vcpus[0].regs, &second.snapshot.vcpus[0].regs);
+    assert!((load_addr..load_addr + 5).contains(&a.rip), "rip {:#x}", a.rip);
+    assert!(b.rax > a.rax, "the guest counted on: {} then {}", a.rax, b.rax);
+    let regions = &first.snapshot.memory;
+    assert_eq!(regions.iter().map(|r| r.size).sum::<u64>(), 64 << 20);
+    let r = regions
+        .iter()
+        .find(|r| (r.guest_addr..r.guest_addr + r.size).contains(&load_addr))
+        .expect("a region holds the code");
+    let file = std::fs::read(dir.path().join("mem1")).unwrap();
+    let at = (r.file_offset + load_addr - r.guest_addr) as usize;
+    assert_eq!(&file[at..at + COUNTER.len()], COUNTER);
+    let meta = std::fs::metadata(dir.path().join("mem1")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert!(
+        meta.blocks() * 512 < 8 << 20,
+        "the memory file is sparse: {} bytes allocated",
+        meta.blocks() * 512
+    );
+    eprintln!(
+        "paused for {:?} (with a 64 MiB memory file), then {:?}",
+        first.paused_for, second.paused_for
+    );
+}
