@@ -14,6 +14,27 @@ pub const COM1_IRQ: u32 = 4;
 
 type Uart = vm_superio::Serial<IrqTrigger, vm_superio::serial::NoEvents, Box<dyn Write + Send>>;
 
+/// The UART's registers and receive FIFO, for a snapshot (vm-superio's
+/// `SerialState`, which has no serde support, field for field).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SerialSnapshot {
+    pub baud_divisor_low: u8,
+    pub baud_divisor_high: u8,
+    pub interrupt_enable: u8,
+    pub interrupt_identification: u8,
+    pub line_control: u8,
+    pub line_status: u8,
+    pub modem_control: u8,
+    pub modem_status: u8,
+    pub scratch: u8,
+    pub in_buffer: Vec<u8>,
+}
+
+/// The snapshot's receive FIFO is larger than a 16550A's.
+#[derive(Debug, thiserror::Error)]
+#[error("the serial port's saved receive FIFO holds {0} bytes, more than the UART's 64")]
+pub struct BadSerialState(usize);
+
 pub struct Serial {
     uart: Uart,
 }
@@ -23,6 +44,46 @@ impl Serial {
         Serial {
             uart: vm_superio::Serial::new(irq, out),
         }
+    }
+
+    /// The registers and FIFO now (the VM is paused).
+    pub fn snapshot(&self) -> SerialSnapshot {
+        let s = self.uart.state();
+        SerialSnapshot {
+            baud_divisor_low: s.baud_divisor_low,
+            baud_divisor_high: s.baud_divisor_high,
+            interrupt_enable: s.interrupt_enable,
+            interrupt_identification: s.interrupt_identification,
+            line_control: s.line_control,
+            line_status: s.line_status,
+            modem_control: s.modem_control,
+            modem_status: s.modem_status,
+            scratch: s.scratch,
+            in_buffer: s.in_buffer,
+        }
+    }
+
+    /// A UART in a saved state.
+    pub fn from_snapshot(
+        state: &SerialSnapshot,
+        irq: IrqTrigger,
+        out: Box<dyn Write + Send>,
+    ) -> Result<Self, BadSerialState> {
+        let s = vm_superio::serial::SerialState {
+            baud_divisor_low: state.baud_divisor_low,
+            baud_divisor_high: state.baud_divisor_high,
+            interrupt_enable: state.interrupt_enable,
+            interrupt_identification: state.interrupt_identification,
+            line_control: state.line_control,
+            line_status: state.line_status,
+            modem_control: state.modem_control,
+            modem_status: state.modem_status,
+            scratch: state.scratch,
+            in_buffer: state.in_buffer.clone(),
+        };
+        let uart = vm_superio::Serial::from_state(&s, irq, vm_superio::serial::NoEvents, out)
+            .map_err(|_| BadSerialState(state.in_buffer.len()))?;
+        Ok(Serial { uart })
     }
 
     /// Feed bytes typed on the console to the guest. Bytes beyond the
@@ -89,5 +150,36 @@ mod tests {
         let mut d = [0u8];
         s.read(0, &mut d);
         assert_eq!(d[0], b'x');
+    }
+
+    #[test]
+    fn a_saved_uart_comes_back_with_its_registers_and_fifo() {
+        let mut s = Serial::new(IrqTrigger::new().unwrap(), Box::new(std::io::sink()));
+        s.write(7, &[0x5a]); // scratch
+        s.write(1, &[0x01]); // interrupt enable: data available
+        s.enqueue_input(b"ab");
+        let saved = s.snapshot();
+        let mut back = Serial::from_snapshot(
+            &saved,
+            IrqTrigger::new().unwrap(),
+            Box::new(std::io::sink()),
+        )
+        .unwrap();
+        assert_eq!(back.snapshot(), saved);
+        let mut d = [0u8];
+        back.read(7, &mut d);
+        assert_eq!(d[0], 0x5a);
+        back.read(0, &mut d);
+        assert_eq!(d[0], b'a');
+        let too_much = SerialSnapshot {
+            in_buffer: vec![0; 65],
+            ..saved
+        };
+        assert!(Serial::from_snapshot(
+            &too_much,
+            IrqTrigger::new().unwrap(),
+            Box::new(std::io::sink())
+        )
+        .is_err());
     }
 }

@@ -4,8 +4,9 @@
 //!
 //! Asked for through [`crate::VmControl::capture`]; runs on the VM's own
 //! loop thread, which owns the VM and its devices, so nothing else touches
-//! them meanwhile. Device models' state is not captured yet (issue 11's
-//! next step): [`Captured::snapshot`]'s `devices` list is empty.
+//! them meanwhile. Of the device models only COM1 has state to keep so far;
+//! VMs with virtio devices or firmware boot are refused
+//! ([`crate::restore::unsupported`]) until theirs are captured too.
 
 use crate::memory::GuestMemory;
 use crate::pause::PauseGate;
@@ -32,6 +33,8 @@ pub struct Captured {
 pub enum CaptureError {
     #[error("the VM is not running")]
     NotRunning,
+    #[error("snapshots of VMs with {0} are not supported yet")]
+    Unsupported(&'static str),
     #[error("the vCPUs did not pause within {0:?}")]
     PauseTimeout(Duration),
     #[error("the VM did not answer the capture request within {0:?}")]
@@ -64,10 +67,18 @@ pub(crate) struct CaptureContext<'a> {
     pub mem: &'a GuestMemory,
     pub gate: &'a PauseGate,
     pub kick: &'a dyn Fn(),
+    pub config: &'a crate::VmConfig,
+    pub serial: &'a std::sync::Mutex<devices::serial::Serial>,
 }
 
 /// Pause, read, write, resume (always resume, also on failure).
-pub(crate) fn capture(ctx: &CaptureContext, memory_file: Option<&Path>) -> Result<Captured, CaptureError> {
+pub(crate) fn capture(
+    ctx: &CaptureContext,
+    memory_file: Option<&Path>,
+) -> Result<Captured, CaptureError> {
+    if let Some(what) = crate::restore::unsupported(ctx.config) {
+        return Err(CaptureError::Unsupported(what));
+    }
     let msrs = Arc::new(crate::snapshot::msr_index_list(ctx.kvm)?);
     let t0 = Instant::now();
     ctx.gate.request(Some(msrs));
@@ -90,6 +101,12 @@ fn paused(ctx: &CaptureContext, memory_file: Option<&Path>) -> Result<Snapshot, 
         vcpus.push(s.ok_or(CaptureError::MissingVcpu(i))??);
     }
     let vm = capture_vm(ctx.vm)?;
+    let serial = ctx
+        .serial
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .snapshot();
+    let devices = vec![crate::restore::serial_state(&serial)];
     let memory = match memory_file {
         Some(path) => write_memory(ctx.mem, path).map_err(|source| CaptureError::Memory {
             path: path.to_path_buf(),
@@ -108,7 +125,7 @@ fn paused(ctx: &CaptureContext, memory_file: Option<&Path>) -> Result<Snapshot, 
         },
         vcpus,
         vm,
-        devices: Vec::new(),
+        devices,
         memory,
         launch: Vec::new(),
     })
@@ -126,8 +143,11 @@ pub fn write_memory(mem: &GuestMemory, path: &Path) -> io::Result<Vec<MemoryRegi
         let mut done = 0u64;
         while done < len {
             let n = (len - done).min(CHUNK as u64) as usize;
-            mem.read_slice(&mut buf[..n], vm_memory::GuestAddress(r.start_addr().0 + done))
-                .map_err(io::Error::other)?;
+            mem.read_slice(
+                &mut buf[..n],
+                vm_memory::GuestAddress(r.start_addr().0 + done),
+            )
+            .map_err(io::Error::other)?;
             for (i, page) in buf[..n].chunks(PAGE).enumerate() {
                 if page.iter().any(|&b| b != 0) {
                     file.write_all_at(page, offset + done + (i * PAGE) as u64)?;

@@ -109,7 +109,11 @@ impl VmControl {
     }
 
     pub(crate) fn take_capture(&self) -> Option<CaptureRequest> {
-        self.0.capture.lock().unwrap_or_else(|p| p.into_inner()).take()
+        self.0
+            .capture
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 
     pub(crate) fn take_power_button(&self) -> bool {

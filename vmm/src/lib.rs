@@ -15,6 +15,7 @@ pub mod memory;
 pub mod net;
 mod pause;
 mod pci_setup;
+mod restore;
 pub mod rss;
 mod signals;
 pub mod smbios;
@@ -23,11 +24,12 @@ pub mod vcpu;
 mod vm;
 
 pub use boot::{BzImageMode, Kernel};
-pub use console::ConsoleConfig;
 pub use capture::{CaptureError, Captured};
+pub use console::ConsoleConfig;
 pub use control::VmControl;
 pub use devices::BlockSource;
 pub use net::{BackendSlot, NicConfig};
+pub use restore::{RestoreError, RestoreFrom};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -169,6 +171,8 @@ pub enum VmmError {
     },
     #[error(transparent)]
     Seccomp(#[from] thread_filter::FilterError),
+    #[error("cannot restore the snapshot: {0}")]
+    Restore(#[from] RestoreError),
     #[error("the VM failed: {reason}{}", format_tail(.last_lines))]
     Failed {
         reason: String,
@@ -196,6 +200,25 @@ pub fn run(config: VmConfig) -> Result<ExitStatus, VmmError> {
 /// [`run`], stoppable from another thread through `control`. Blocks the
 /// calling thread; several VMs may run at once on their own threads.
 pub fn run_controlled(config: VmConfig, control: &VmControl) -> Result<ExitStatus, VmmError> {
+    run_vm(config, control, None)
+}
+
+/// Continue a VM from a snapshot instead of booting it, then run it like
+/// [`run_controlled`] (a reboot of the guest boots it afresh). `config`
+/// must describe the same machine (vCPUs, memory, devices).
+pub fn restore_controlled(
+    config: VmConfig,
+    from: RestoreFrom,
+    control: &VmControl,
+) -> Result<ExitStatus, VmmError> {
+    run_vm(config, control, Some(from))
+}
+
+fn run_vm(
+    config: VmConfig,
+    control: &VmControl,
+    mut restore: Option<RestoreFrom>,
+) -> Result<ExitStatus, VmmError> {
     signals::install();
     // Every thread the VM starts filters its own system calls; build the
     // filters now so that a failure stops the start, not a thread later.
@@ -210,7 +233,8 @@ pub fn run_controlled(config: VmConfig, control: &VmControl) -> Result<ExitStatu
         None
     };
     loop {
-        match vm::run_once(&config, &sink, control)? {
+        let from = restore.take();
+        match vm::run_once(&config, &sink, control, from.as_ref())? {
             vm::Outcome::Poweroff => return Ok(ExitStatus::Poweroff),
             vm::Outcome::Reset if config.no_reboot => return Ok(ExitStatus::Reboot),
             vm::Outcome::TripleFault if config.no_reboot => {

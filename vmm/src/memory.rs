@@ -1,4 +1,8 @@
-//! Guest RAM: anonymous, lazily touched mappings around the MMIO hole.
+//! Guest RAM: anonymous, lazily touched mappings around the MMIO hole; or,
+//! for a restored VM, private copy-on-write mappings of a snapshot's memory
+//! file (pages are read from the file on first touch, and what the guest
+//! writes stays in this process: the file is never changed, and any number
+//! of VMs can map it at once).
 
 use crate::layout::{FOUR_GIB, MMIO_HOLE_START};
 use kvm_bindings::kvm_userspace_memory_region;
@@ -17,6 +21,17 @@ pub enum MemoryError {
     Map {
         mib: u64,
         source: vm_memory::mmap::FromRangesError,
+    },
+    #[error("the snapshot's memory layout ({found}) is not the one of {mib} MiB ({expected})")]
+    Layout {
+        mib: u64,
+        found: String,
+        expected: String,
+    },
+    #[error("cannot map the snapshot's memory file {}: {source}", path.display())]
+    MapFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
     },
     #[error("KVM refused the guest memory region at {addr:#x}: {source}")]
     Register {
@@ -49,6 +64,71 @@ pub fn ram_ranges(mib: u64) -> Result<Vec<(GuestAddress, usize)>, MemoryError> {
 pub fn create(mib: u64) -> Result<GuestMemory, MemoryError> {
     GuestMemoryMmap::from_ranges(&ram_ranges(mib)?)
         .map_err(|source| MemoryError::Map { mib, source })
+}
+
+fn describe(ranges: &[(u64, u64)]) -> String {
+    ranges
+        .iter()
+        .map(|(a, l)| format!("{:#x}+{} MiB", a, l >> 20))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Map a snapshot's memory file privately: `regions` must be the layout of
+/// `mib` MiB (the same VM shape) and lie inside the file.
+pub fn from_file(
+    mib: u64,
+    path: &std::path::Path,
+    regions: &[snapshot::MemoryRegion],
+) -> Result<GuestMemory, MemoryError> {
+    use vm_memory::mmap::{GuestRegionMmap, MmapRegionBuilder};
+    let expected: Vec<(u64, u64)> = ram_ranges(mib)?
+        .iter()
+        .map(|(a, l)| (a.0, *l as u64))
+        .collect();
+    let found: Vec<(u64, u64)> = regions.iter().map(|r| (r.guest_addr, r.size)).collect();
+    if found != expected {
+        return Err(MemoryError::Layout {
+            mib,
+            found: describe(&found),
+            expected: describe(&expected),
+        });
+    }
+    let map_err = |source: std::io::Error| MemoryError::MapFile {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(map_err)?;
+    let len = file.metadata().map_err(map_err)?.len();
+    let mut mapped = Vec::new();
+    for r in regions {
+        if r.file_offset
+            .checked_add(r.size)
+            .is_none_or(|end| end > len)
+        {
+            return Err(map_err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the file is {len} bytes; guest memory at {:#x} needs bytes {}..{}",
+                    r.guest_addr,
+                    r.file_offset,
+                    r.file_offset.saturating_add(r.size)
+                ),
+            )));
+        }
+        let fo = vm_memory::FileOffset::new(file.try_clone().map_err(map_err)?, r.file_offset);
+        let mapping = MmapRegionBuilder::new(r.size as usize)
+            .with_file_offset(fo)
+            .with_mmap_prot(libc::PROT_READ | libc::PROT_WRITE)
+            .with_mmap_flags(libc::MAP_PRIVATE | libc::MAP_NORESERVE)
+            .build()
+            .map_err(|e| map_err(std::io::Error::other(e.to_string())))?;
+        mapped.push(
+            GuestRegionMmap::new(mapping, GuestAddress(r.guest_addr))
+                .ok_or_else(|| map_err(std::io::Error::other("region wraps around")))?,
+        );
+    }
+    GuestMemoryMmap::from_regions(mapped).map_err(|e| map_err(std::io::Error::other(e.to_string())))
 }
 
 /// Tell KVM about every region.

@@ -166,9 +166,7 @@ pub fn restore_vcpu(vm: &VmFd, fd: &VcpuFd, state: &VcpuState) -> Result<(), Sta
     let ordered = restore_order(&state.msrs);
     for chunk in ordered.chunks(KVM_MAX_MSR_ENTRIES) {
         let msrs = Msrs::from_entries(chunk).expect("at most KVM_MAX_MSR_ENTRIES");
-        let set = fd
-            .set_msrs(&msrs)
-            .map_err(vcpu_err(id, "set its MSRs"))?;
+        let set = fd.set_msrs(&msrs).map_err(vcpu_err(id, "set its MSRs"))?;
         if set < chunk.len() {
             return Err(StateError::MsrRefused {
                 vcpu: id,
@@ -225,8 +223,7 @@ pub fn capture_vm(vm: &VmFd) -> Result<VmState, StateError> {
 /// Give a new VM (irqchip and PIT created) its devices' state back, the
 /// clock moved on by `elapsed_ns`.
 pub fn restore_vm(vm: &VmFd, state: &VmState, elapsed_ns: u64) -> Result<(), StateError> {
-    vm.set_pit2(&state.pit)
-        .map_err(vm_err("set the PIT"))?;
+    vm.set_pit2(&state.pit).map_err(vm_err("set the PIT"))?;
     vm.set_irqchip(&state.pic_master)
         .map_err(vm_err("set the master PIC"))?;
     vm.set_irqchip(&state.pic_slave)

@@ -5,7 +5,9 @@ use crate::console::{ConsoleSink, StdinInput};
 use crate::interrupts::KvmInterrupts;
 use crate::layout::{KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR};
 use crate::vcpu::{self, VcpuContext};
-use crate::{acpi, boot, cpuid, firmware, memory, signals, VmConfig, VmControl, VmmError};
+use crate::{
+    acpi, boot, cpuid, firmware, memory, signals, RestoreFrom, VmConfig, VmControl, VmmError,
+};
 use devices::acpi_power::{AcpiPower, ACPI_PM_BASE, ACPI_PM_LEN};
 use devices::bus::Bus;
 use devices::i8042::{I8042, I8042_BASE, I8042_LEN};
@@ -60,9 +62,13 @@ pub fn run_once(
     config: &VmConfig,
     sink: &ConsoleSink,
     control: &VmControl,
+    restore: Option<&RestoreFrom>,
 ) -> Result<Outcome, VmmError> {
     if config.vcpus == 0 || config.vcpus > 254 {
         return Err(VmmError::VcpuCount(config.vcpus));
+    }
+    if let Some(from) = restore {
+        crate::restore::check(config, from)?;
     }
     let started = Instant::now();
     let kvm = Kvm::new().map_err(VmmError::Kvm)?;
@@ -81,7 +87,12 @@ pub fn run_once(
     vm.create_pit2(pit)
         .map_err(kvm_err("create the in-kernel PIT"))?;
 
-    let mem = memory::create(config.memory_mib)?;
+    let mem = match restore {
+        Some(from) => {
+            memory::from_file(config.memory_mib, &from.memory_file, &from.snapshot.memory)?
+        }
+        None => memory::create(config.memory_mib)?,
+    };
     memory::register(&vm, &mem)?;
     let irqs = Arc::new(KvmInterrupts::new(vm.clone()).map_err(dev_err("interrupt routing"))?);
 
@@ -94,7 +105,20 @@ pub fn run_once(
     let serial_irq = IrqTrigger::new().map_err(dev_err("serial"))?;
     irqs.register_line(serial_irq.eventfd(), COM1_IRQ)
         .map_err(dev_err("serial interrupt"))?;
-    let serial = Arc::new(Mutex::new(Serial::new(serial_irq, Box::new(sink.clone()))));
+    let serial = match restore {
+        Some(from) => {
+            let state = crate::restore::find_serial(&from.snapshot)?;
+            Serial::from_snapshot(&state, serial_irq, Box::new(sink.clone())).map_err(|e| {
+                crate::RestoreError::BadDevice {
+                    id: crate::restore::SERIAL_ID.into(),
+                    version: crate::restore::SERIAL_VERSION,
+                    reason: e.to_string(),
+                }
+            })?
+        }
+        None => Serial::new(serial_irq, Box::new(sink.clone())),
+    };
+    let serial = Arc::new(Mutex::new(serial));
     let bus_err = |e: devices::bus::BusError| dev_err("bus")(std::io::Error::other(e.to_string()));
     pio.insert(serial.clone(), COM1_BASE, COM1_LEN)
         .map_err(bus_err)?;
@@ -122,6 +146,15 @@ pub fn run_once(
     );
     // Firmware boot keeps its flash mapping alive until the VM is gone.
     let (setup, _flash) = match &config.kernel {
+        // Memory already holds the kernel, ACPI and SMBIOS tables.
+        _ if restore.is_some() => (
+            boot::BootSetup {
+                entry: vcpu::BootEntry::Reset,
+                protocol: "restore",
+                host_decompress: None,
+            },
+            None,
+        ),
         boot::Kernel::Bios(path) => {
             let (setup, flash) = firmware_boot(config, path, &mem, &vm, &pio)?;
             (setup, Some(flash))
@@ -150,7 +183,9 @@ pub fn run_once(
         "kernel loaded {:.1} ms after the monitor started",
         started.elapsed().as_secs_f64() * 1000.0
     );
-    vcpu::write_boot_structures(&mem, setup.entry)?;
+    if restore.is_none() {
+        vcpu::write_boot_structures(&mem, setup.entry)?;
+    }
 
     // The owner may hold the start (VmControl::hold) to finish its own
     // setup before any guest code runs.
@@ -166,9 +201,22 @@ pub fn run_once(
             .create_vcpu(id as u64)
             .map_err(kvm_err("create a vCPU"))?;
         let c = cpuid::for_vcpu(&base_cpuid, id, config.vcpus, &config.cpuid_masks);
-        vcpu::setup_common(&fd, id, &c)?;
-        if id == 0 {
-            vcpu::setup_boot_registers(&fd, setup.entry)?;
+        if let Some(from) = restore {
+            let saved = &from.snapshot.vcpus[usize::from(id)];
+            // Compare like with like: the CPUID KVM reports for a vCPU
+            // given this host's (what the snapshot holds is what KVM
+            // reported then; PVM, for one, reports more than it was given).
+            let here = fd
+                .set_cpuid2(&c)
+                .and_then(|_| fd.get_cpuid2(kvm_bindings::KVM_MAX_CPUID_ENTRIES))
+                .map_err(kvm_err("report a vCPU's CPUID"))?;
+            crate::restore::check_cpu(saved, &here)?;
+            crate::snapshot::restore_vcpu(&vm, &fd, saved).map_err(crate::RestoreError::from)?;
+        } else {
+            vcpu::setup_common(&fd, id, &c)?;
+            if id == 0 {
+                vcpu::setup_boot_registers(&fd, setup.entry)?;
+            }
         }
         let ctx = VcpuContext {
             id,
@@ -187,6 +235,12 @@ pub fn run_once(
             })
             .map_err(dev_err("vCPU thread"))?;
         threads.push(t);
+    }
+    if let Some(from) = restore {
+        // After the vCPUs exist (their LAPICs take the IOAPIC's routes) and
+        // before they run: the in-kernel devices and the clock.
+        crate::snapshot::restore_vm(&vm, &from.snapshot.vm, from.elapsed_ns)
+            .map_err(crate::RestoreError::from)?;
     }
     tracing::info!(
         "VM started in {:.1} ms ({} boot, {} vCPUs, {} MiB)",
@@ -227,10 +281,15 @@ pub fn run_once(
                 mem: &mem,
                 gate: &gate,
                 kick: &kick,
+                config,
+                serial: &serial,
             };
             let result = crate::capture::capture(&ctx, req.memory_file.as_deref());
             if let Ok(c) = &result {
-                tracing::info!("state captured; vCPUs paused for {:.1} ms", c.paused_for.as_secs_f64() * 1000.0);
+                tracing::info!(
+                    "state captured; vCPUs paused for {:.1} ms",
+                    c.paused_for.as_secs_f64() * 1000.0
+                );
             }
             let _ = req.reply.send(result);
         }

@@ -86,7 +86,10 @@ fn a_vcpu_moved_to_a_new_vm_continues_where_it_stopped() {
     let state = vmm::snapshot::capture_vcpu(0, &vcpu, &msrs).expect("capture the vCPU");
     let vm_state = vmm::snapshot::capture_vm(&vm).expect("capture the VM");
     assert!(
-        state.msrs.iter().any(|m| m.index == MSR_STAR && m.data == 0x0023_0010_0000_0000),
+        state
+            .msrs
+            .iter()
+            .any(|m| m.index == MSR_STAR && m.data == 0x0023_0010_0000_0000),
         "MSR_STAR was saved"
     );
     let file = snapshot::encode(&Snapshot {
@@ -114,10 +117,17 @@ fn a_vcpu_moved_to_a_new_vm_continues_where_it_stopped() {
     vmm::snapshot::restore_vm(&vm2, &back.vm, 1_000_000).expect("restore the VM");
     let mut vcpu2 = vm2.create_vcpu(0).unwrap();
     vmm::snapshot::restore_vcpu(&vm2, &vcpu2, &back.vcpus[0]).expect("restore the vCPU");
-    assert_eq!(next_count(&mut vcpu2), 2, "the restored guest continues after its first count");
+    assert_eq!(
+        next_count(&mut vcpu2),
+        2,
+        "the restored guest continues after its first count"
+    );
     assert_eq!(next_count(&mut vcpu2), 3);
     let again = vmm::snapshot::capture_vcpu(0, &vcpu2, &msrs).unwrap();
-    assert!(again.msrs.iter().any(|m| m.index == MSR_STAR && m.data == 0x0023_0010_0000_0000));
+    assert!(again
+        .msrs
+        .iter()
+        .any(|m| m.index == MSR_STAR && m.data == 0x0023_0010_0000_0000));
     let clock = vm2.get_clock().unwrap().clock;
     assert!(
         clock >= back.vm.clock.clock + 1_000_000,
@@ -129,35 +139,31 @@ fn a_vcpu_moved_to_a_new_vm_continues_where_it_stopped() {
 /// The monitor pauses a running VM, reads its state and memory, and lets
 /// it run on: the same counting guest (32-bit, under the real monitor with
 /// its thread filters) counts on between two captures, and the memory file
-/// holds the guest's code where the snapshot says and is sparse.
+/// holds the guest's code where the snapshot says and is sparse. Then the
+/// first snapshot is restored in a new VM, which counts on from there; a
+/// snapshot of another shape or a cut memory file is refused.
 #[test]
 fn a_running_vm_is_captured_and_runs_on() {
     use std::time::{Duration, Instant};
     let _ = kvm();
     let load_addr = 0x10_0000u64;
-    let mut config = vmm::VmConfig::new(vmm::Kernel::Raw {
-        code: COUNTER.to_vec(),
-        load_addr,
-    });
-    config.memory_mib = 64;
-    config.entropy = false;
-    config.no_reboot = true;
     let dir = tempfile::tempdir().unwrap();
-    config.console = vmm::ConsoleConfig {
-        stdio: false,
-        log: Some(dir.path().join("console")),
-    };
+    let config = counting_config(&dir.path().join("console"));
     let control = vmm::VmControl::new();
     let c = control.clone();
     let vm = std::thread::spawn(move || vmm::run_controlled(config, &c));
     let t0 = Instant::now();
     while !control.is_running() {
-        assert!(t0.elapsed() < Duration::from_secs(10), "the VM did not start");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the VM did not start"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     let first = control
         .capture(Some(&dir.path().join("mem1")), Duration::from_secs(20))
         .expect("first capture");
+    std::fs::write(dir.path().join("state1"), snapshot::encode(&first.snapshot)).unwrap();
     std::thread::sleep(Duration::from_millis(50));
     let second = control
         .capture(None, Duration::from_secs(20))
@@ -165,9 +171,21 @@ fn a_running_vm_is_captured_and_runs_on() {
     control.kill();
     assert_eq!(vm.join().unwrap().unwrap(), vmm::ExitStatus::Stopped);
 
-    let (a, b) = (&first.snapshot.vcpus[0].regs, &second.snapshot.vcpus[0].regs);
-    assert!((load_addr..load_addr + 5).contains(&a.rip), "rip {:#x}", a.rip);
-    assert!(b.rax > a.rax, "the guest counted on: {} then {}", a.rax, b.rax);
+    let (a, b) = (
+        &first.snapshot.vcpus[0].regs,
+        &second.snapshot.vcpus[0].regs,
+    );
+    assert!(
+        (load_addr..load_addr + 5).contains(&a.rip),
+        "rip {:#x}",
+        a.rip
+    );
+    assert!(
+        b.rax > a.rax,
+        "the guest counted on: {} then {}",
+        a.rax,
+        b.rax
+    );
     let regions = &first.snapshot.memory;
     assert_eq!(regions.iter().map(|r| r.size).sum::<u64>(), 64 << 20);
     let r = regions
@@ -188,4 +206,94 @@ fn a_running_vm_is_captured_and_runs_on() {
         "paused for {:?} (with a 64 MiB memory file), then {:?}",
         first.paused_for, second.paused_for
     );
+
+    // The first snapshot continues in a new VM, from its state file and its
+    // memory file mapped copy-on-write.
+    let saved = snapshot::decode(&std::fs::read(dir.path().join("state1")).unwrap()).unwrap();
+    let from = vmm::RestoreFrom {
+        snapshot: saved.clone(),
+        memory_file: dir.path().join("mem1"),
+        elapsed_ns: 5_000_000,
+    };
+    let control = vmm::VmControl::new();
+    let c = control.clone();
+    let cfg = counting_config(&dir.path().join("console2"));
+    let vm = std::thread::spawn(move || vmm::restore_controlled(cfg, from, &c));
+    let t0 = Instant::now();
+    while !control.is_running() {
+        if vm.is_finished() {
+            panic!("the restore ended: {:?}", vm.join().unwrap());
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the restored VM did not start"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    let restored = control
+        .capture(None, Duration::from_secs(20))
+        .expect("capture the restored VM");
+    control.kill();
+    assert_eq!(vm.join().unwrap().unwrap(), vmm::ExitStatus::Stopped);
+    let r = &restored.snapshot.vcpus[0].regs;
+    assert!(
+        (load_addr..load_addr + 5).contains(&r.rip),
+        "rip {:#x}",
+        r.rip
+    );
+    assert!(
+        r.rax > a.rax,
+        "the restored guest counted on from {}: {}",
+        a.rax,
+        r.rax
+    );
+    assert!(
+        std::fs::read(dir.path().join("mem1")).unwrap() == file,
+        "the memory file is never written"
+    );
+
+    // A snapshot of another VM shape, or with its memory file cut, is
+    // refused before any guest code runs.
+    let mut two = counting_config(&dir.path().join("console3"));
+    two.vcpus = 2;
+    let from = vmm::RestoreFrom {
+        snapshot: saved.clone(),
+        memory_file: dir.path().join("mem1"),
+        elapsed_ns: 0,
+    };
+    let err = vmm::restore_controlled(two, from, &vmm::VmControl::new()).unwrap_err();
+    assert!(
+        err.to_string().contains("1 vCPUs, the VM to restore has 2"),
+        "{err}"
+    );
+    let cut = dir.path().join("mem-cut");
+    std::fs::write(&cut, &file[..file.len() / 2]).unwrap();
+    let from = vmm::RestoreFrom {
+        snapshot: saved,
+        memory_file: cut,
+        elapsed_ns: 0,
+    };
+    let err = vmm::restore_controlled(
+        counting_config(&dir.path().join("c4")),
+        from,
+        &vmm::VmControl::new(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("needs bytes"), "{err}");
+}
+
+fn counting_config(console: &std::path::Path) -> vmm::VmConfig {
+    let mut config = vmm::VmConfig::new(vmm::Kernel::Raw {
+        code: COUNTER.to_vec(),
+        load_addr: 0x10_0000,
+    });
+    config.memory_mib = 64;
+    config.entropy = false;
+    config.no_reboot = true;
+    config.console = vmm::ConsoleConfig {
+        stdio: false,
+        log: Some(console.to_path_buf()),
+    };
+    config
 }
