@@ -246,17 +246,17 @@ pub const VCPU_IOCTLS: &[u64] = &[
     kvm_iow(0x61, 8),  // KVM_IRQ_LINE (struct kvm_irq_level)
     // A vCPU parked for a snapshot reads its own state (vmm::snapshot::
     // capture_vcpu) and tells the guest it was paused.
-    kvm_ior(0x98, 4),     // KVM_GET_MP_STATE (struct kvm_mp_state)
-    kvm_iowr(0x91, 8),    // KVM_GET_CPUID2 (struct kvm_cpuid2)
-    kvm_ior(0x81, 144),   // KVM_GET_REGS (struct kvm_regs)
-    kvm_ior(0x83, 312),   // KVM_GET_SREGS (struct kvm_sregs)
-    kvm_ior(0xa4, 4096),  // KVM_GET_XSAVE (struct kvm_xsave)
-    kvm_ior(0xa6, 392),   // KVM_GET_XCRS (struct kvm_xcrs)
-    kvm_ior(0xa1, 128),   // KVM_GET_DEBUGREGS (struct kvm_debugregs)
-    kvm_ior(0x8e, 1024),  // KVM_GET_LAPIC (struct kvm_lapic_state)
-    kvm_iowr(0x88, 8),    // KVM_GET_MSRS (struct kvm_msrs)
-    kvm_ior(0x9f, 64),    // KVM_GET_VCPU_EVENTS (struct kvm_vcpu_events)
-    kvm_io(0xad),         // KVM_KVMCLOCK_CTRL
+    kvm_ior(0x98, 4),    // KVM_GET_MP_STATE (struct kvm_mp_state)
+    kvm_iowr(0x91, 8),   // KVM_GET_CPUID2 (struct kvm_cpuid2)
+    kvm_ior(0x81, 144),  // KVM_GET_REGS (struct kvm_regs)
+    kvm_ior(0x83, 312),  // KVM_GET_SREGS (struct kvm_sregs)
+    kvm_ior(0xa4, 4096), // KVM_GET_XSAVE (struct kvm_xsave)
+    kvm_ior(0xa6, 392),  // KVM_GET_XCRS (struct kvm_xcrs)
+    kvm_ior(0xa1, 128),  // KVM_GET_DEBUGREGS (struct kvm_debugregs)
+    kvm_ior(0x8e, 1024), // KVM_GET_LAPIC (struct kvm_lapic_state)
+    kvm_iowr(0x88, 8),   // KVM_GET_MSRS (struct kvm_msrs)
+    kvm_ior(0x9f, 64),   // KVM_GET_VCPU_EVENTS (struct kvm_vcpu_events)
+    kvm_io(0xad),        // KVM_KVMCLOCK_CTRL
 ];
 
 /// Device workers and the network loop build their event loop (epoll,
