@@ -62,8 +62,29 @@ pub fn ram_ranges(mib: u64) -> Result<Vec<(GuestAddress, usize)>, MemoryError> {
 /// Map guest RAM. Pages are only backed when first touched (anonymous,
 /// `MAP_NORESERVE`), so a 4 GiB guest that uses 200 MiB costs 200 MiB.
 pub fn create(mib: u64) -> Result<GuestMemory, MemoryError> {
-    GuestMemoryMmap::from_ranges(&ram_ranges(mib)?)
-        .map_err(|source| MemoryError::Map { mib, source })
+    let mem = GuestMemoryMmap::from_ranges(&ram_ranges(mib)?)
+        .map_err(|source| MemoryError::Map { mib, source })?;
+    exclude_from_core_dumps(&mem);
+    Ok(mem)
+}
+
+/// Keep guest RAM out of the monitor's core dumps (a crash report must not
+/// carry the guest's secrets, nor gigabytes), as QEMU's
+/// `dump-guest-core=off` does. The distinct mapping flag also keeps the
+/// kernel from merging guest RAM with a neighbouring heap mapping, so the
+/// monitor's own memory is measured apart from the guest's ([`crate::rss`]).
+fn exclude_from_core_dumps(mem: &GuestMemory) {
+    for r in mem.iter() {
+        let Ok(host) = mem.get_host_address(r.start_addr()) else {
+            continue;
+        };
+        // SAFETY: the range is exactly one live mapping of `mem`; the
+        // advice changes no contents.
+        let rc = unsafe { libc::madvise(host.cast(), r.len() as usize, libc::MADV_DONTDUMP) };
+        if rc != 0 {
+            tracing::debug!("MADV_DONTDUMP on guest memory: {}", std::io::Error::last_os_error());
+        }
+    }
 }
 
 fn describe(ranges: &[(u64, u64)]) -> String {
@@ -128,7 +149,10 @@ pub fn from_file(
                 .ok_or_else(|| map_err(std::io::Error::other("region wraps around")))?,
         );
     }
-    GuestMemoryMmap::from_regions(mapped).map_err(|e| map_err(std::io::Error::other(e.to_string())))
+    let mem = GuestMemoryMmap::from_regions(mapped)
+        .map_err(|e| map_err(std::io::Error::other(e.to_string())))?;
+    exclude_from_core_dumps(&mem);
+    Ok(mem)
 }
 
 /// Tell KVM about every region.
