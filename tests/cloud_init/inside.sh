@@ -5,7 +5,9 @@
 # (a #cloud-config writing a file and printing a line), under user-mode
 # networking (cloud-final waits for network-online.target), waits for the
 # appliance's "OVF-RUN-CLOUD-READY" line, then stops it with SIGTERM (ACPI
-# power button). Prints "CLOUD-INIT-TEST <what>" lines; exits non-zero on a
+# power button). First mounts WORK/env.iso (the environment's CD-ROM image
+# the test planned through the library) with this kernel's iso9660 driver
+# and compares its ovf-env.xml with WORK/env.xml. Prints "CLOUD-INIT-TEST <what>" lines; exits non-zero on a
 # failure. The console is WORK/console.
 set -u
 . "$(dirname "$0")/../net/unchroot.sh"
@@ -18,6 +20,16 @@ ip link set lo up
   ip link set ext0 up && ip route add default via 10.0.2.2 dev ext0 onlink; } ||
     { say "FAIL setup cannot make the stand-in uplink"; exit 1; }
 export XDG_CACHE_HOME="$work/cache"
+# The environment's ISO image, mounted by the test host's own kernel.
+mkdir -p "$work/mnt"
+if ! mount -t iso9660 -o loop,ro "$work/env.iso" "$work/mnt" 2> "$work/mount-err"; then
+    say "FAIL iso: mount: $(cat "$work/mount-err")"
+elif ! cmp -s "$work/mnt/ovf-env.xml" "$work/env.xml"; then
+    say "FAIL iso: ovf-env.xml differs or is missing: $(ls -la "$work/mnt")"
+else
+    say "iso ok label=$(blkid -o value -s LABEL "$work/env.iso") ovf-env.xml matches"
+fi
+umount "$work/mnt" 2>/dev/null
 user_data="$(base64 -w0 <<'YAML'
 #cloud-config
 write_files:
