@@ -82,7 +82,10 @@ fn exclude_from_core_dumps(mem: &GuestMemory) {
         // advice changes no contents.
         let rc = unsafe { libc::madvise(host.cast(), r.len() as usize, libc::MADV_DONTDUMP) };
         if rc != 0 {
-            tracing::debug!("MADV_DONTDUMP on guest memory: {}", std::io::Error::last_os_error());
+            tracing::debug!(
+                "MADV_DONTDUMP on guest memory: {}",
+                std::io::Error::last_os_error()
+            );
         }
     }
 }

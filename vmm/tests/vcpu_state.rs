@@ -144,22 +144,12 @@ fn a_vcpu_moved_to_a_new_vm_continues_where_it_stopped() {
 /// snapshot of another shape or a cut memory file is refused.
 #[test]
 fn a_running_vm_is_captured_and_runs_on() {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
     let _ = kvm();
     let load_addr = 0x10_0000u64;
     let dir = tempfile::tempdir().unwrap();
     let config = counting_config(&dir.path().join("console"));
-    let control = vmm::VmControl::new();
-    let c = control.clone();
-    let vm = std::thread::spawn(move || vmm::run_controlled(config, &c));
-    let t0 = Instant::now();
-    while !control.is_running() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "the VM did not start"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let (control, vm) = start(move |c| vmm::run_controlled(config, c));
     let first = control
         .capture(Some(&dir.path().join("mem1")), Duration::from_secs(20))
         .expect("first capture");
@@ -215,21 +205,8 @@ fn a_running_vm_is_captured_and_runs_on() {
         memory_file: dir.path().join("mem1"),
         elapsed_ns: 5_000_000,
     };
-    let control = vmm::VmControl::new();
-    let c = control.clone();
     let cfg = counting_config(&dir.path().join("console2"));
-    let vm = std::thread::spawn(move || vmm::restore_controlled(cfg, from, &c));
-    let t0 = Instant::now();
-    while !control.is_running() {
-        if vm.is_finished() {
-            panic!("the restore ended: {:?}", vm.join().unwrap());
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "the restored VM did not start"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let (control, vm) = start(move |c| vmm::restore_controlled(cfg, from, c));
     std::thread::sleep(Duration::from_millis(20));
     let restored = control
         .capture(None, Duration::from_secs(20))
@@ -281,6 +258,30 @@ fn a_running_vm_is_captured_and_runs_on() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("needs bytes"), "{err}");
+}
+
+type VmThread = std::thread::JoinHandle<Result<vmm::ExitStatus, vmm::VmmError>>;
+
+/// Run `f` (which runs a VM) on its own thread; return once the vCPUs run.
+fn start(
+    f: impl FnOnce(&vmm::VmControl) -> Result<vmm::ExitStatus, vmm::VmmError> + Send + 'static,
+) -> (vmm::VmControl, VmThread) {
+    use std::time::{Duration, Instant};
+    let control = vmm::VmControl::new();
+    let c = control.clone();
+    let vm = std::thread::spawn(move || f(&c));
+    let t0 = Instant::now();
+    while !control.is_running() {
+        if vm.is_finished() {
+            panic!("the VM ended before it ran: {:?}", vm.join().unwrap());
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the VM did not start"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    (control, vm)
 }
 
 fn counting_config(console: &std::path::Path) -> vmm::VmConfig {
