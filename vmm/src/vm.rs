@@ -192,6 +192,12 @@ pub fn run_once(
     if !control.wait_released() {
         return Ok(Outcome::Stopped);
     }
+    if let Some(from) = restore {
+        // Before any vCPU exists (each starts running as soon as it is set
+        // up): the in-kernel PICs, IOAPIC, PIT and the clock.
+        crate::snapshot::restore_vm(&vm, &from.snapshot.vm, from.elapsed_ns)
+            .map_err(crate::RestoreError::from)?;
+    }
     let base_cpuid = cpuid::supported(&kvm).map_err(kvm_err("report its supported CPUID"))?;
     let exiting = Arc::new(AtomicBool::new(false));
     let gate = Arc::new(crate::pause::PauseGate::new(config.vcpus.into()));
@@ -235,12 +241,6 @@ pub fn run_once(
             })
             .map_err(dev_err("vCPU thread"))?;
         threads.push(t);
-    }
-    if let Some(from) = restore {
-        // After the vCPUs exist (their LAPICs take the IOAPIC's routes) and
-        // before they run: the in-kernel devices and the clock.
-        crate::snapshot::restore_vm(&vm, &from.snapshot.vm, from.elapsed_ns)
-            .map_err(crate::RestoreError::from)?;
     }
     tracing::info!(
         "VM started in {:.1} ms ({} boot, {} vCPUs, {} MiB)",
