@@ -178,7 +178,7 @@ pub struct VirtioBlock {
     read_only: bool,
     id: String,
     config: Vec<u8>,
-    worker: Option<Worker>,
+    worker: Option<Worker<BlockHandler>>,
 }
 
 impl VirtioBlock {

@@ -52,7 +52,7 @@ impl QueueHandler for RngHandler {
 
 #[derive(Default)]
 pub struct VirtioRng {
-    worker: Option<Worker>,
+    worker: Option<Worker<RngHandler>>,
 }
 
 impl VirtioRng {

@@ -189,7 +189,7 @@ pub struct VirtioScsi {
     medium: Arc<dyn BlockSource>,
     serial: String,
     config: Vec<u8>,
-    worker: Option<Worker>,
+    worker: Option<Worker<ScsiHandler>>,
 }
 
 fn config_u32(config: &[u8], offset: usize) -> u32 {

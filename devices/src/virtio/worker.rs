@@ -130,19 +130,23 @@ impl<H: QueueHandler> MutEventSubscriber for Loop<H> {
     }
 }
 
-/// A running device thread; dropping it stops the thread.
-pub struct Worker {
+/// A running device thread; dropping it stops the thread, and
+/// [`Worker::stop`] stops it and hands back the handler and the queues
+/// (their positions included), to save them or to start the thread again.
+pub struct Worker<H: QueueHandler + 'static> {
     kill: EventFd,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<JoinHandle<Option<(H, Vec<ActiveQueue>)>>>,
 }
 
-impl Worker {
-    pub fn spawn<H: QueueHandler + 'static>(
+impl<H: QueueHandler + 'static> Worker<H> {
+    /// Start serving `queues`. Chains the driver added before (also while a
+    /// previous worker was stopped) are served at once, without a kick.
+    pub fn spawn(
         name: &str,
         handler: H,
         queues: Vec<ActiveQueue>,
         mem: Memory,
-    ) -> io::Result<Worker> {
+    ) -> io::Result<Self> {
         let kill = EventFd::new(EFD_NONBLOCK)?;
         let lp = Loop {
             handler,
@@ -155,41 +159,60 @@ impl Worker {
             .name(name.to_string())
             .spawn(move || {
                 thread_filter::install_or_log(thread_filter::Kind::Worker);
-                let mut em = match EventManager::<Arc<Mutex<Loop<H>>>>::new() {
-                    Ok(em) => em,
-                    Err(e) => {
-                        tracing::error!("device event loop: {e:?}");
-                        return;
-                    }
-                };
-                let lp = Arc::new(Mutex::new(lp));
-                em.add_subscriber(lp.clone());
-                // Drain notifications that came before the loop started.
-                {
-                    let mut l = lp.lock().unwrap_or_else(|e| e.into_inner());
-                    let l = &mut *l;
-                    for (i, q) in l.queues.iter_mut().enumerate() {
-                        let _ = l.handler.process(i, q, &l.mem);
-                    }
-                }
-                loop {
-                    if let Err(e) = em.run() {
-                        tracing::error!("device event loop: {e:?}");
-                        return;
-                    }
-                    if lp.lock().unwrap_or_else(|e| e.into_inner()).done {
-                        return;
-                    }
-                }
+                run_loop(lp)
             })?;
         Ok(Worker {
             kill,
             thread: Some(thread),
         })
     }
+
+    /// Stop the thread after the request it is serving (every request is
+    /// answered within one event, so none is left half done) and take the
+    /// handler and queues back; None when the thread had failed.
+    pub fn stop(mut self) -> Option<(H, Vec<ActiveQueue>)> {
+        let _ = self.kill.write(1);
+        self.thread.take().and_then(|t| t.join().ok().flatten())
+    }
 }
 
-impl Drop for Worker {
+/// The thread's body: serve until killed, then give the parts back.
+fn run_loop<H: QueueHandler + 'static>(lp: Loop<H>) -> Option<(H, Vec<ActiveQueue>)> {
+    let mut em = match EventManager::<Arc<Mutex<Loop<H>>>>::new() {
+        Ok(em) => em,
+        Err(e) => {
+            tracing::error!("device event loop: {e:?}");
+            return Some((lp.handler, lp.queues));
+        }
+    };
+    let lp = Arc::new(Mutex::new(lp));
+    em.add_subscriber(lp.clone());
+    // Drain notifications that came before the loop started.
+    {
+        let mut l = lp.lock().unwrap_or_else(|e| e.into_inner());
+        let l = &mut *l;
+        for (i, q) in l.queues.iter_mut().enumerate() {
+            let _ = l.handler.process(i, q, &l.mem);
+        }
+    }
+    loop {
+        if let Err(e) = em.run() {
+            tracing::error!("device event loop: {e:?}");
+            break;
+        }
+        if lp.lock().unwrap_or_else(|e| e.into_inner()).done {
+            break;
+        }
+    }
+    drop(em);
+    let l = Arc::try_unwrap(lp)
+        .ok()?
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
+    Some((l.handler, l.queues))
+}
+
+impl<H: QueueHandler + 'static> Drop for Worker<H> {
     fn drop(&mut self) {
         let _ = self.kill.write(1);
         if let Some(t) = self.thread.take() {
@@ -260,6 +283,51 @@ mod tests {
         };
         let e = drain_queue(&mut aq, &mem, |_| 64).unwrap_err();
         assert!(e.to_string().contains("available index 1000"), "{e}");
+    }
+
+    #[test]
+    fn a_stopped_worker_hands_back_its_queues_and_a_new_one_serves_what_came_meanwhile() {
+        use crate::virtio::rng::RngHandler;
+        let mem = Memory::from_ranges(&[(GuestAddress(0), 0x40_0000)]).unwrap();
+        let vq = MockSplitQueue::new(&mem, 16);
+        let desc = |i: u64| {
+            RawDescriptor::from(SplitDescriptor::new(
+                0x10_0000 + i * 0x1000,
+                64,
+                VRING_DESC_F_WRITE as u16,
+                0,
+            ))
+        };
+        vq.add_desc_chains(&[desc(0), desc(1)], 0).unwrap();
+        let queue = ActiveQueue {
+            queue: vq.create_queue().unwrap(),
+            notify: EventFd::new(EFD_NONBLOCK).unwrap(),
+            interrupt: Arc::new(EventFd::new(EFD_NONBLOCK).unwrap()) as Arc<dyn Signal>,
+        };
+        let used = || vq.used().idx().load();
+        let w = Worker::spawn("test", RngHandler, vec![queue], mem.clone()).unwrap();
+        let t0 = std::time::Instant::now();
+        while used() < 2 {
+            assert!(t0.elapsed().as_secs() < 10, "not served");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let (handler, queues) = w.stop().expect("the parts come back");
+        assert_eq!(queues[0].queue.next_used(), 2);
+        assert_eq!(queues[0].queue.next_avail(), 2);
+        // Added while no worker runs, and never kicked.
+        vq.add_desc_chains(&[desc(2)], 2).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(used(), 2, "nobody serves a stopped queue");
+        let w = Worker::spawn("test", handler, queues, mem.clone()).unwrap();
+        let t0 = std::time::Instant::now();
+        while used() < 3 {
+            assert!(
+                t0.elapsed().as_secs() < 10,
+                "the restarted worker did not serve"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        drop(w);
     }
 
     #[test]
