@@ -4,7 +4,8 @@
 //! a malformed chain fails that request (IOERR, or a zero-length used entry
 //! when there is not even a status byte), never the monitor.
 
-use super::worker::{drain_queue, QueueHandler, Worker};
+use super::runner::Runner;
+use super::worker::{drain_queue, QueueHandler};
 use super::{
     read_config_bytes, ActiveQueue, Memory, VirtioDevice, VIRTIO_ID_BLOCK, VIRTIO_RING_F_EVENT_IDX,
 };
@@ -178,7 +179,7 @@ pub struct VirtioBlock {
     read_only: bool,
     id: String,
     config: Vec<u8>,
-    worker: Option<Worker<BlockHandler>>,
+    runner: Runner<BlockHandler>,
 }
 
 impl VirtioBlock {
@@ -193,7 +194,7 @@ impl VirtioBlock {
             read_only,
             id,
             config,
-            worker: None,
+            runner: Runner::Idle,
         }
     }
 }
@@ -225,11 +226,17 @@ impl VirtioDevice for VirtioBlock {
         queues: Vec<ActiveQueue>,
     ) -> io::Result<()> {
         let handler = BlockHandler::new(self.source.clone(), self.read_only, &self.id);
-        self.worker = Some(Worker::spawn("virtio-blk", handler, queues, mem)?);
+        self.runner.start("virtio-blk", handler, queues, mem)?;
         Ok(())
     }
     fn reset(&mut self) {
-        self.worker = None;
+        self.runner.reset();
+    }
+    fn pause(&mut self) -> io::Result<Vec<super::SavedQueue>> {
+        self.runner.pause()
+    }
+    fn resume(&mut self) -> io::Result<()> {
+        self.runner.resume("virtio-blk")
     }
     fn pci_class(&self) -> u32 {
         0x018000

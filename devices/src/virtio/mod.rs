@@ -11,6 +11,7 @@ pub mod block;
 pub mod net;
 pub mod pci;
 pub mod rng;
+pub mod runner;
 pub mod scsi;
 pub mod worker;
 
@@ -70,6 +71,19 @@ pub trait VirtioDevice: Send {
     fn activate(&mut self, mem: Memory, features: u64, queues: Vec<ActiveQueue>) -> io::Result<()>;
     /// Stop serving (driver reset); the device must be activatable again.
     fn reset(&mut self);
+    /// Stop touching guest memory for a snapshot: answer the request in
+    /// progress, then hold the queues; their positions (empty when the
+    /// driver has not started the device).
+    fn pause(&mut self) -> io::Result<Vec<SavedQueue>> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this device cannot pause for a snapshot",
+        ))
+    }
+    /// Serve again after [`VirtioDevice::pause`].
+    fn resume(&mut self) -> io::Result<()> {
+        Ok(())
+    }
     /// PCI class code for the transport (base, sub, prog-if).
     fn pci_class(&self) -> u32 {
         0x00ff00

@@ -1,6 +1,7 @@
 //! virtio-rng: fills the guest's buffers from the host's getrandom(2).
 
-use super::worker::{drain_queue, QueueHandler, Worker};
+use super::runner::Runner;
+use super::worker::{drain_queue, QueueHandler};
 use super::{ActiveQueue, Memory, VirtioDevice, VIRTIO_ID_RNG, VIRTIO_RING_F_EVENT_IDX};
 use std::io::{self, Write};
 use virtio_queue::DescriptorChain;
@@ -52,7 +53,7 @@ impl QueueHandler for RngHandler {
 
 #[derive(Default)]
 pub struct VirtioRng {
-    worker: Option<Worker<RngHandler>>,
+    runner: Runner<RngHandler>,
 }
 
 impl VirtioRng {
@@ -80,11 +81,17 @@ impl VirtioDevice for VirtioRng {
         _features: u64,
         queues: Vec<ActiveQueue>,
     ) -> io::Result<()> {
-        self.worker = Some(Worker::spawn("virtio-rng", RngHandler, queues, mem)?);
+        self.runner.start("virtio-rng", RngHandler, queues, mem)?;
         Ok(())
     }
     fn reset(&mut self) {
-        self.worker = None;
+        self.runner.reset();
+    }
+    fn pause(&mut self) -> io::Result<Vec<super::SavedQueue>> {
+        self.runner.pause()
+    }
+    fn resume(&mut self) -> io::Result<()> {
+        self.runner.resume("virtio-rng")
     }
 }
 
@@ -97,6 +104,56 @@ mod tests {
     use virtio_queue::Queue;
     use virtio_queue::QueueT;
     use vm_memory::{Bytes, GuestAddress};
+
+    #[test]
+    fn a_paused_device_leaves_its_queue_alone_until_resumed() {
+        use crate::virtio::{ActiveQueue, Signal, VirtioDevice};
+        use std::sync::Arc;
+        use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+        let mem = Memory::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
+        let vq = MockSplitQueue::new(&mem, 16);
+        let desc = |i: u64| {
+            RawDescriptor::from(SplitDescriptor::new(
+                0x8000 + i * 0x100,
+                64,
+                VRING_DESC_F_WRITE as u16,
+                0,
+            ))
+        };
+        let mut dev = VirtioRng::default();
+        assert!(dev.pause().unwrap().is_empty(), "not started: no queues");
+        vq.add_desc_chains(&[desc(0)], 0).unwrap();
+        let notify = EventFd::new(EFD_NONBLOCK).unwrap();
+        let queue = ActiveQueue {
+            queue: vq.create_queue().unwrap(),
+            notify: notify.try_clone().unwrap(),
+            interrupt: Arc::new(EventFd::new(EFD_NONBLOCK).unwrap()) as Arc<dyn Signal>,
+        };
+        dev.activate(mem.clone(), 0, vec![queue]).unwrap();
+        let used = || vq.used().idx().load();
+        let wait_for = |n: u16| {
+            let t0 = std::time::Instant::now();
+            while used() < n {
+                assert!(
+                    t0.elapsed().as_secs() < 10,
+                    "used index stuck at {}",
+                    used()
+                );
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        };
+        wait_for(1);
+        let saved = dev.pause().unwrap();
+        assert_eq!((saved[0].next_avail, saved[0].next_used), (1, 1));
+        vq.add_desc_chains(&[desc(1)], 1).unwrap();
+        notify.write(1).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(used(), 1, "a paused device serves nothing");
+        assert_eq!(dev.pause().unwrap(), saved, "pausing again changes nothing");
+        dev.resume().unwrap();
+        wait_for(2);
+        dev.reset();
+    }
 
     #[test]
     fn fills_writable_buffers_and_ignores_readable_ones() {

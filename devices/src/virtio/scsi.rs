@@ -12,7 +12,8 @@
 pub mod cdrom;
 mod cdrom_pages;
 
-use super::worker::{drain_queue, QueueHandler, Worker};
+use super::runner::Runner;
+use super::worker::{drain_queue, QueueHandler};
 use super::{read_config_bytes, ActiveQueue, Memory, VirtioDevice, VIRTIO_RING_F_EVENT_IDX};
 use block_source::BlockSource;
 use cdrom::{absent_lun, Cdrom, Outcome};
@@ -189,7 +190,7 @@ pub struct VirtioScsi {
     medium: Arc<dyn BlockSource>,
     serial: String,
     config: Vec<u8>,
-    worker: Option<Worker<ScsiHandler>>,
+    runner: Runner<ScsiHandler>,
 }
 
 fn config_u32(config: &[u8], offset: usize) -> u32 {
@@ -214,7 +215,7 @@ impl VirtioScsi {
             medium,
             serial,
             config,
-            worker: None,
+            runner: Runner::Idle,
         }
     }
 }
@@ -255,11 +256,17 @@ impl VirtioDevice for VirtioScsi {
             config_u32(&self.config, CDB_SIZE_OFF),
             config_u32(&self.config, SENSE_SIZE_OFF),
         );
-        self.worker = Some(Worker::spawn("virtio-scsi", handler, queues, mem)?);
+        self.runner.start("virtio-scsi", handler, queues, mem)?;
         Ok(())
     }
     fn reset(&mut self) {
-        self.worker = None;
+        self.runner.reset();
+    }
+    fn pause(&mut self) -> io::Result<Vec<super::SavedQueue>> {
+        self.runner.pause()
+    }
+    fn resume(&mut self) -> io::Result<()> {
+        self.runner.resume("virtio-scsi")
     }
     fn pci_class(&self) -> u32 {
         0x010000 // mass storage, SCSI

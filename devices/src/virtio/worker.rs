@@ -130,12 +130,15 @@ impl<H: QueueHandler> MutEventSubscriber for Loop<H> {
     }
 }
 
+/// What a stopped worker hands back: its handler, queues and memory.
+pub type Parts<H> = (H, Vec<ActiveQueue>, Memory);
+
 /// A running device thread; dropping it stops the thread, and
 /// [`Worker::stop`] stops it and hands back the handler and the queues
 /// (their positions included), to save them or to start the thread again.
 pub struct Worker<H: QueueHandler + 'static> {
     kill: EventFd,
-    thread: Option<JoinHandle<Option<(H, Vec<ActiveQueue>)>>>,
+    thread: Option<JoinHandle<Option<Parts<H>>>>,
 }
 
 impl<H: QueueHandler + 'static> Worker<H> {
@@ -169,20 +172,20 @@ impl<H: QueueHandler + 'static> Worker<H> {
 
     /// Stop the thread after the request it is serving (every request is
     /// answered within one event, so none is left half done) and take the
-    /// handler and queues back; None when the thread had failed.
-    pub fn stop(mut self) -> Option<(H, Vec<ActiveQueue>)> {
+    /// handler, queues and memory back; None when the thread had failed.
+    pub fn stop(mut self) -> Option<Parts<H>> {
         let _ = self.kill.write(1);
         self.thread.take().and_then(|t| t.join().ok().flatten())
     }
 }
 
 /// The thread's body: serve until killed, then give the parts back.
-fn run_loop<H: QueueHandler + 'static>(lp: Loop<H>) -> Option<(H, Vec<ActiveQueue>)> {
+fn run_loop<H: QueueHandler + 'static>(lp: Loop<H>) -> Option<Parts<H>> {
     let mut em = match EventManager::<Arc<Mutex<Loop<H>>>>::new() {
         Ok(em) => em,
         Err(e) => {
             tracing::error!("device event loop: {e:?}");
-            return Some((lp.handler, lp.queues));
+            return Some((lp.handler, lp.queues, lp.mem));
         }
     };
     let lp = Arc::new(Mutex::new(lp));
@@ -209,7 +212,7 @@ fn run_loop<H: QueueHandler + 'static>(lp: Loop<H>) -> Option<(H, Vec<ActiveQueu
         .ok()?
         .into_inner()
         .unwrap_or_else(|e| e.into_inner());
-    Some((l.handler, l.queues))
+    Some((l.handler, l.queues, l.mem))
 }
 
 impl<H: QueueHandler + 'static> Drop for Worker<H> {
@@ -311,7 +314,7 @@ mod tests {
             assert!(t0.elapsed().as_secs() < 10, "not served");
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        let (handler, queues) = w.stop().expect("the parts come back");
+        let (handler, queues, _) = w.stop().expect("the parts come back");
         assert_eq!(queues[0].queue.next_used(), 2);
         assert_eq!(queues[0].queue.next_avail(), 2);
         // Added while no worker runs, and never kicked.
