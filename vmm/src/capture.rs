@@ -81,9 +81,9 @@ pub(crate) fn capture(
     }
     let msrs = Arc::new(crate::snapshot::msr_index_list(ctx.kvm)?);
     let t0 = Instant::now();
-    ctx.gate.request(Some(msrs));
+    ctx.gate.request();
     let result = if ctx.gate.wait_parked(PAUSE_TIMEOUT, ctx.kick) {
-        paused(ctx, memory_file)
+        paused(ctx, msrs, memory_file)
     } else {
         Err(CaptureError::PauseTimeout(PAUSE_TIMEOUT))
     };
@@ -95,9 +95,20 @@ pub(crate) fn capture(
     })
 }
 
-fn paused(ctx: &CaptureContext, memory_file: Option<&Path>) -> Result<Snapshot, CaptureError> {
+fn paused(
+    ctx: &CaptureContext,
+    msrs: Arc<Vec<u32>>,
+    memory_file: Option<&Path>,
+) -> Result<Snapshot, CaptureError> {
+    // (Device threads stop here, before the vCPUs are read, once virtio
+    // devices can be captured.)
     let mut vcpus = Vec::new();
-    for (i, s) in ctx.gate.take_states().into_iter().enumerate() {
+    for (i, s) in ctx
+        .gate
+        .capture_parked(msrs, PAUSE_TIMEOUT)
+        .into_iter()
+        .enumerate()
+    {
         vcpus.push(s.ok_or(CaptureError::MissingVcpu(i))??);
     }
     let vm = capture_vm(ctx.vm)?;

@@ -1,8 +1,10 @@
 //! Pausing the vCPUs of a running VM: the monitor asks, kicks every vCPU
 //! thread out of KVM_RUN, and each parks itself outside the guest (after
 //! finishing the exit it was handling, so no port or MMIO access is left
-//! half done). A parked vCPU reads its own state when asked (its `VcpuFd`
-//! belongs to its thread) and waits until the monitor resumes it.
+//! half done). While all are parked the monitor can stop the device
+//! threads and only then ask the parked vCPUs to read their own state (a
+//! vCPU's `VcpuFd` belongs to its thread): an interrupt a device raised
+//! after a vCPU had been read would be missing from the snapshot.
 
 use crate::snapshot::{capture_vcpu, StateError};
 use kvm_ioctls::VcpuFd;
@@ -13,9 +15,12 @@ use std::time::{Duration, Instant};
 
 #[derive(Default)]
 struct GateState {
-    /// Read the state of each vCPU as it parks, with these MSRs.
-    capture_msrs: Option<Arc<Vec<u32>>>,
     parked: usize,
+    /// Bumped by each [`PauseGate::capture_parked`]: every parked vCPU
+    /// reads its state once per round, with these MSRs.
+    round: u64,
+    msrs: Arc<Vec<u32>>,
+    read: usize,
     states: Vec<Option<Result<VcpuState, StateError>>>,
 }
 
@@ -41,10 +46,9 @@ impl PauseGate {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Ask every vCPU to park (and read its state, with `capture_msrs`).
-    pub(crate) fn request(&self, capture_msrs: Option<Arc<Vec<u32>>>) {
+    /// Ask every vCPU to park.
+    pub(crate) fn request(&self) {
         let mut s = self.lock();
-        s.capture_msrs = capture_msrs;
         s.parked = 0;
         s.states = (0..self.vcpus).map(|_| None).collect();
         self.requested.store(true, Ordering::SeqCst);
@@ -55,26 +59,61 @@ impl PauseGate {
         self.requested.load(Ordering::SeqCst)
     }
 
-    /// Called by vCPU `id` outside KVM_RUN: park until resumed.
+    /// Called by vCPU `id` outside KVM_RUN: park until resumed, reading
+    /// its state whenever the monitor asks.
     pub(crate) fn park(&self, id: u8, fd: &VcpuFd) {
-        let msrs = self.lock().capture_msrs.clone();
         // Tell a Linux guest it was paused (its soft-lockup watchdog then
         // does not fire for the time it did not run); not every host has it.
         let _ = fd.kvmclock_ctrl();
-        let captured = msrs.map(|m| capture_vcpu(id, fd, &m));
         let mut s = self.lock();
-        if let Some(slot) = s.states.get_mut(usize::from(id)) {
-            *slot = captured;
-        }
+        let mut seen = s.round;
         s.parked += 1;
         self.changed.notify_all();
         while self.requested.load(Ordering::SeqCst) {
+            if s.round != seen {
+                seen = s.round;
+                let msrs = s.msrs.clone();
+                drop(s);
+                let state = capture_vcpu(id, fd, &msrs);
+                s = self.lock();
+                if let Some(slot) = s.states.get_mut(usize::from(id)) {
+                    *slot = Some(state);
+                }
+                s.read += 1;
+                self.changed.notify_all();
+                continue;
+            }
             s = self
                 .changed
                 .wait_timeout(s, Duration::from_millis(100))
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
+    }
+
+    /// With every vCPU parked: have each read its state (with `msrs`) and
+    /// return the states in vCPU order (None: a vCPU did not answer within
+    /// `timeout`).
+    pub(crate) fn capture_parked(
+        &self,
+        msrs: Arc<Vec<u32>>,
+        timeout: Duration,
+    ) -> Vec<Option<Result<VcpuState, StateError>>> {
+        let give_up = Instant::now() + timeout;
+        let mut s = self.lock();
+        s.msrs = msrs;
+        s.read = 0;
+        s.states = (0..self.vcpus).map(|_| None).collect();
+        s.round += 1;
+        self.changed.notify_all();
+        while s.read < self.vcpus && Instant::now() < give_up {
+            s = self
+                .changed
+                .wait_timeout(s, Duration::from_millis(10))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        std::mem::take(&mut s.states)
     }
 
     /// Wait until every vCPU parked, calling `kick` (to interrupt KVM_RUN)
@@ -97,12 +136,6 @@ impl PauseGate {
                 let _ = self.changed.wait_timeout(s, Duration::from_millis(1));
             }
         }
-    }
-
-    /// The states the parked vCPUs read, in vCPU order (None: not parked or
-    /// not asked to read).
-    pub(crate) fn take_states(&self) -> Vec<Option<Result<VcpuState, StateError>>> {
-        std::mem::take(&mut self.lock().states)
     }
 
     /// Let every vCPU run again.

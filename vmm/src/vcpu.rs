@@ -221,6 +221,12 @@ pub struct VcpuContext {
 pub fn run_loop(mut vcpu: VcpuFd, ctx: VcpuContext) {
     let mut first_exit = ctx.id == 0;
     while !ctx.exiting.load(Ordering::Acquire) {
+        // Checked before every entry, the first included: a vCPU can be
+        // held before it ever runs.
+        if ctx.gate.is_requested() {
+            ctx.gate.park(ctx.id, &vcpu);
+            continue;
+        }
         let result = vcpu.run();
         if first_exit && !matches!(&result, Err(e) if e.errno() == libc::EINTR) {
             first_exit = false;
@@ -287,9 +293,6 @@ pub fn run_loop(mut vcpu: VcpuFd, ctx: VcpuContext) {
         }
         if ctx.stop.reason().is_some() {
             break;
-        }
-        if ctx.gate.is_requested() {
-            ctx.gate.park(ctx.id, &vcpu);
         }
     }
 }

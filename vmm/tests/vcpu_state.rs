@@ -298,3 +298,47 @@ fn counting_config(console: &std::path::Path) -> vmm::VmConfig {
     };
     config
 }
+
+/// A vCPU blocked in KVM_RUN (an AP waiting for its startup IPI) is kicked
+/// out and parked like a running one; both vCPUs' states are captured and
+/// restored, and the restored boot vCPU counts on.
+#[test]
+fn a_vm_with_a_waiting_second_vcpu_is_captured_and_restored() {
+    use std::time::Duration;
+    let _ = kvm();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = counting_config(&dir.path().join("console"));
+    config.vcpus = 2;
+    let (control, vm) = start(move |c| vmm::run_controlled(config, c));
+    let first = control
+        .capture(Some(&dir.path().join("mem")), Duration::from_secs(20))
+        .expect("capture");
+    control.kill();
+    vm.join().unwrap().unwrap();
+    let vcpus = &first.snapshot.vcpus;
+    assert_eq!(vcpus.len(), 2);
+    assert_eq!(
+        vcpus[1].mp_state.mp_state,
+        kvm_bindings::KVM_MP_STATE_UNINITIALIZED,
+        "the AP never got its startup IPI"
+    );
+    let from = vmm::RestoreFrom {
+        snapshot: first.snapshot.clone(),
+        memory_file: dir.path().join("mem"),
+        elapsed_ns: 0,
+    };
+    let mut cfg = counting_config(&dir.path().join("console2"));
+    cfg.vcpus = 2;
+    let (control, vm) = start(move |c| vmm::restore_controlled(cfg, from, c));
+    std::thread::sleep(Duration::from_millis(20));
+    let again = control
+        .capture(None, Duration::from_secs(20))
+        .expect("capture the restored VM");
+    control.kill();
+    vm.join().unwrap().unwrap();
+    assert!(again.snapshot.vcpus[0].regs.rax > vcpus[0].regs.rax);
+    assert_eq!(
+        again.snapshot.vcpus[1].mp_state.mp_state,
+        kvm_bindings::KVM_MP_STATE_UNINITIALIZED
+    );
+}
