@@ -6,7 +6,9 @@ use super::worker::{QueueHandler, Worker};
 use super::{ActiveQueue, Memory, SavedQueue};
 use std::io;
 
+#[derive(Default)]
 pub enum Runner<H: QueueHandler + 'static> {
+    #[default]
     Idle,
     Running(Worker<H>),
     Paused {
@@ -14,12 +16,6 @@ pub enum Runner<H: QueueHandler + 'static> {
         queues: Vec<ActiveQueue>,
         mem: Memory,
     },
-}
-
-impl<H: QueueHandler + 'static> Default for Runner<H> {
-    fn default() -> Self {
-        Runner::Idle
-    }
 }
 
 impl<H: QueueHandler + 'static> Runner<H> {
