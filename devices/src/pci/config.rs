@@ -138,6 +138,27 @@ impl ConfigSpace {
         &self.bytes
     }
 
+    /// Take back saved bytes (a snapshot): they must be a whole config
+    /// space of the same function (vendor and device id), else nothing
+    /// changes. The BARs' addresses and the command register come with them.
+    pub fn restore_bytes(&mut self, saved: &[u8]) -> Result<(), String> {
+        if saved.len() != CONFIG_SIZE {
+            return Err(format!(
+                "{} bytes of PCI configuration, not {CONFIG_SIZE}",
+                saved.len()
+            ));
+        }
+        if saved[..4] != self.bytes[..4] {
+            return Err(format!(
+                "saved PCI function {:02x}{:02x}:{:02x}{:02x} is not this {:02x}{:02x}:{:02x}{:02x}",
+                saved[1], saved[0], saved[3], saved[2],
+                self.bytes[1], self.bytes[0], self.bytes[3], self.bytes[2]
+            ));
+        }
+        self.bytes.copy_from_slice(saved);
+        Ok(())
+    }
+
     /// BARs as the guest has them programmed now.
     pub fn bars(&self) -> Vec<Bar> {
         self.bars

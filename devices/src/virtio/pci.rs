@@ -44,6 +44,9 @@ const STATUS_FEATURES_OK: u8 = 8;
 const STATUS_NEEDS_RESET: u8 = 0x40;
 pub const NO_VECTOR: u16 = 0xffff;
 
+mod state;
+pub use state::VirtioPciState;
+
 #[derive(Clone, Copy, Default)]
 struct QueueConfig {
     size: u16,
@@ -293,12 +296,27 @@ impl VirtioPciDevice {
     }
 
     fn activate(&mut self) -> io::Result<()> {
+        self.activate_with(&[])
+    }
+
+    /// Activate with the queues as the driver set them up; `saved`, when
+    /// given (a restore), holds each queue's state with its positions.
+    fn activate_with(&mut self, saved: &[super::SavedQueue]) -> io::Result<()> {
         let features = self.driver_features & self.offered_features();
         let event_idx = features & VIRTIO_RING_F_EVENT_IDX != 0;
         let mut active = Vec::new();
         for (i, qc) in self.queues.iter().enumerate() {
             let mut q = Queue::new(qc.max).map_err(|e| io::Error::other(format!("{e:?}")))?;
-            if qc.enabled {
+            if let Some(s) = saved.get(i) {
+                q = s
+                    .queue()
+                    .map_err(|e| io::Error::other(format!("saved queue {i}: {e:?}")))?;
+                if q.ready() && !q.is_valid(&self.mem) {
+                    return Err(io::Error::other(format!(
+                        "saved queue {i}: its rings are not in guest memory"
+                    )));
+                }
+            } else if qc.enabled {
                 q.set_size(qc.size);
                 q.set_desc_table_address(Some(qc.desc as u32), Some((qc.desc >> 32) as u32));
                 q.set_avail_ring_address(Some(qc.avail as u32), Some((qc.avail >> 32) as u32));
