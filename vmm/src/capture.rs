@@ -4,8 +4,9 @@
 //!
 //! Asked for through [`crate::VmControl::capture`]; runs on the VM's own
 //! loop thread, which owns the VM and its devices, so nothing else touches
-//! them meanwhile. Of the device models only COM1 has state to keep so far;
-//! VMs with virtio devices or firmware boot are refused
+//! them meanwhile. The virtio devices are paused (their threads stopped
+//! after the request in progress) before the vCPUs are read and resumed
+//! after memory is written; VMs with NICs or firmware boot are refused
 //! ([`crate::restore::unsupported`]) until theirs are captured too.
 
 use crate::memory::GuestMemory;
@@ -41,6 +42,8 @@ pub enum CaptureError {
     NoAnswer(Duration),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error("cannot pause a device: {0}")]
+    Device(String),
     #[error("vCPU {0} did not report its state")]
     MissingVcpu(usize),
     #[error("cannot write guest memory to {}: {source}", path.display())]
@@ -69,6 +72,7 @@ pub(crate) struct CaptureContext<'a> {
     pub kick: &'a dyn Fn(),
     pub config: &'a crate::VmConfig,
     pub serial: &'a std::sync::Mutex<devices::serial::Serial>,
+    pub virtio: &'a [crate::pci_setup::AttachedVirtio],
 }
 
 /// Pause, read, write, resume (always resume, also on failure).
@@ -87,6 +91,9 @@ pub(crate) fn capture(
     } else {
         Err(CaptureError::PauseTimeout(PAUSE_TIMEOUT))
     };
+    // Devices first (a device paused by a capture that failed half-way
+    // serves again too), then the vCPUs.
+    crate::pci_setup::resume_all(ctx.virtio);
     ctx.gate.resume();
     let paused_for = t0.elapsed();
     result.map(|snapshot| Captured {
@@ -100,8 +107,9 @@ fn paused(
     msrs: Arc<Vec<u32>>,
     memory_file: Option<&Path>,
 ) -> Result<Snapshot, CaptureError> {
-    // (Device threads stop here, before the vCPUs are read, once virtio
-    // devices can be captured.)
+    // The devices stop before the vCPUs are read: an interrupt a device
+    // raises after a vCPU was read would be missing from the snapshot.
+    let mut devices = crate::pci_setup::save_all(ctx.virtio).map_err(CaptureError::Device)?;
     let mut vcpus = Vec::new();
     for (i, s) in ctx
         .gate
@@ -117,7 +125,7 @@ fn paused(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .snapshot();
-    let devices = vec![crate::restore::serial_state(&serial)];
+    devices.push(crate::restore::serial_state(&serial));
     let memory = match memory_file {
         Some(path) => write_memory(ctx.mem, path).map_err(|source| CaptureError::Memory {
             path: path.to_path_buf(),

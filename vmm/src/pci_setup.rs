@@ -29,6 +29,21 @@ fn err(what: impl Into<String>, e: impl ToString) -> VmmError {
     }
 }
 
+/// A virtio device on the bus, as a snapshot names it.
+pub struct AttachedVirtio {
+    /// "pci:00:SS.0" (its slot).
+    pub id: String,
+    /// For messages: "disk 0 (…)", "virtio-rng", …
+    pub name: String,
+    pub dev: Arc<Mutex<VirtioPciDevice>>,
+}
+
+/// The format of a virtio device's saved state in a snapshot.
+pub const VIRTIO_STATE_VERSION: u16 = 1;
+
+/// Attach the bridge and the devices; with `restore`, each device takes
+/// its saved state back (and is left paused: see
+/// [`VirtioPciDevice::restore`]).
 pub fn attach(
     config: &VmConfig,
     mem: &GuestMemory,
@@ -36,7 +51,8 @@ pub fn attach(
     irqs: &Arc<KvmInterrupts>,
     pio: &Arc<Bus>,
     mmio: &Arc<Bus>,
-) -> Result<(), VmmError> {
+    restore: Option<&snapshot::Snapshot>,
+) -> Result<Vec<AttachedVirtio>, VmmError> {
     let mut root = PciRoot::new();
     root.add(Arc::new(Mutex::new(HostBridge::new())));
     let mut devs: Vec<(String, Box<dyn VirtioDevice>)> = Vec::new();
@@ -67,6 +83,7 @@ pub fn attach(
     }
     let router: Arc<dyn MsiRouter> = irqs.clone();
     let mut moved = HashMap::new();
+    let mut attached = Vec::new();
     let mut bar = PCI_MMIO_START;
     for (name, dev) in devs {
         if bar + BAR_SIZE > PCI_MMIO_START + PCI_MMIO_SIZE {
@@ -84,7 +101,12 @@ pub fn attach(
             .ok_or_else(|| err(&name, "all 32 PCI slots are taken"))?;
         mmio.insert(t.clone(), bar, BAR_SIZE)
             .map_err(|e| err(&name, e))?;
-        moved.insert(slot, (name, Arc::downgrade(&t)));
+        let id = format!("pci:00:{slot:02x}.0");
+        if let Some(snap) = restore {
+            restore_device(snap, &id, &name, vm, mmio, &t)?;
+        }
+        moved.insert(slot, (name.clone(), Arc::downgrade(&t)));
+        attached.push(AttachedVirtio { id, name, dev: t });
         bar += BAR_SIZE;
     }
     root.set_bar_mapper(Arc::new(Remapper {
@@ -105,7 +127,75 @@ pub fn attach(
         PCI_ECAM_SIZE,
     )
     .map_err(|e| err("PCI ECAM", e))?;
+    Ok(attached)
+}
+
+/// Give device `id` its saved state and move its BAR where it was.
+fn restore_device(
+    snap: &snapshot::Snapshot,
+    id: &str,
+    name: &str,
+    vm: &VmFd,
+    mmio: &Bus,
+    t: &Arc<Mutex<VirtioPciDevice>>,
+) -> Result<(), VmmError> {
+    let bad = |reason: String| {
+        VmmError::Restore(crate::RestoreError::BadDevice {
+            id: format!("{id} ({name})"),
+            version: VIRTIO_STATE_VERSION,
+            reason,
+        })
+    };
+    let saved = snap
+        .devices
+        .iter()
+        .find(|d| d.id == id)
+        .ok_or_else(|| bad("the snapshot has no state for it".into()))?;
+    if saved.version != VIRTIO_STATE_VERSION {
+        return Err(bad(format!(
+            "format {} is not {VIRTIO_STATE_VERSION}",
+            saved.version
+        )));
+    }
+    let state: devices::virtio::pci::VirtioPciState =
+        postcard::from_bytes(&saved.data).map_err(|e| bad(e.to_string()))?;
+    let mv = t
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .restore(&state)
+        .map_err(|e| bad(e.to_string()))?;
+    if let Some(mv) = mv {
+        remap(vm, mmio, t, mv).map_err(bad)?;
+    }
     Ok(())
+}
+
+/// Pause every device and record its state (for a snapshot).
+pub fn save_all(devs: &[AttachedVirtio]) -> Result<Vec<snapshot::DeviceState>, String> {
+    let mut out = Vec::new();
+    for a in devs {
+        let state = a
+            .dev
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .save()
+            .map_err(|e| format!("{}: {e}", a.name))?;
+        out.push(snapshot::DeviceState {
+            id: a.id.clone(),
+            version: VIRTIO_STATE_VERSION,
+            data: postcard::to_stdvec(&state).expect("a device state always encodes"),
+        });
+    }
+    Ok(out)
+}
+
+/// Let every device serve again (after [`save_all`] or a restore).
+pub fn resume_all(devs: &[AttachedVirtio]) {
+    for a in devs {
+        if let Err(e) = a.dev.lock().unwrap_or_else(|e| e.into_inner()).resume() {
+            tracing::warn!("{}: cannot resume: {e}", a.name);
+        }
+    }
 }
 
 /// Moves a virtio device's BAR: the MMIO bus entry and the queue notify

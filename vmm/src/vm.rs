@@ -138,7 +138,15 @@ pub fn run_once(
     irqs.register_line(ged.eventfd(), crate::layout::GED_IRQ)
         .map_err(dev_err("power button interrupt"))?;
 
-    crate::pci_setup::attach(config, &mem, &vm, &irqs, &pio, &mmio)?;
+    let virtio = crate::pci_setup::attach(
+        config,
+        &mem,
+        &vm,
+        &irqs,
+        &pio,
+        &mmio,
+        restore.map(|r| &r.snapshot),
+    )?;
 
     tracing::debug!(
         "VM and devices ready {:.1} ms after the monitor started",
@@ -201,6 +209,11 @@ pub fn run_once(
     let base_cpuid = cpuid::supported(&kvm).map_err(kvm_err("report its supported CPUID"))?;
     let exiting = Arc::new(AtomicBool::new(false));
     let gate = Arc::new(crate::pause::PauseGate::new(config.vcpus.into()));
+    if restore.is_some() {
+        // Restored vCPUs wait before their first KVM_RUN until every one
+        // has its state and the devices (held paused) serve again.
+        gate.request();
+    }
     let mut threads = Vec::new();
     for id in 0..config.vcpus {
         let fd = vm
@@ -241,6 +254,10 @@ pub fn run_once(
             })
             .map_err(dev_err("vCPU thread"))?;
         threads.push(t);
+    }
+    if restore.is_some() {
+        crate::pci_setup::resume_all(&virtio);
+        gate.resume();
     }
     tracing::info!(
         "VM started in {:.1} ms ({} boot, {} vCPUs, {} MiB)",
@@ -296,6 +313,7 @@ pub fn run_once(
                 kick: &kick,
                 config,
                 serial: &serial,
+                virtio: &virtio,
             };
             let result = crate::capture::capture(&ctx, req.memory_file.as_deref());
             if let Ok(c) = &result {
