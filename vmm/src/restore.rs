@@ -3,10 +3,11 @@
 //! features the guest was using, the device states).
 //!
 //! Restorable today: VMs booted directly with the legacy devices (COM1,
-//! i8042, ACPI power), KVM's in-kernel ones and virtio disks, CD-ROMs and
-//! entropy (their transport and queue positions; the disks' contents are
-//! the caller's: give the restored VM the disks as they were at the
-//! snapshot). NICs and firmware boot are refused with
+//! i8042, ACPI power), KVM's in-kernel ones and virtio disks, CD-ROMs,
+//! entropy and NICs (their transport and queue positions; the disks'
+//! contents are the caller's: give the restored VM the disks as they were
+//! at the snapshot; a NIC gets the restored VM's own backend and announces
+//! the guest's MAC on it). Firmware boot is refused with
 //! [`RestoreError::Unsupported`], at capture and restore.
 
 use crate::VmConfig;
@@ -52,9 +53,7 @@ pub(crate) const SERIAL_VERSION: u16 = 1;
 
 /// What in `config` has no snapshot support yet (None: all of it does).
 pub fn unsupported(config: &VmConfig) -> Option<&'static str> {
-    if !config.nics.is_empty() {
-        Some("network cards")
-    } else if matches!(config.kernel, crate::Kernel::Bios(_)) {
+    if matches!(config.kernel, crate::Kernel::Bios(_)) {
         Some("firmware boot")
     } else {
         None

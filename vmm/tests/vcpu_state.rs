@@ -343,8 +343,8 @@ fn a_vm_with_a_waiting_second_vcpu_is_captured_and_restored() {
     );
 }
 
-/// With virtio devices on the bus (a disk and the entropy source, which
-/// this guest never drives): each is captured by its slot and restored on
+/// With virtio devices on the bus (a disk, a NIC and the entropy source,
+/// which this guest never drives): each is captured by its slot and restored on
 /// a VM of the same shape; a VM whose slot holds another kind of device
 /// refuses the snapshot.
 #[test]
@@ -361,6 +361,10 @@ fn virtio_devices_are_captured_by_slot_and_must_match_at_restore() {
             read_only: false,
             id: "disk0".into(),
         }];
+        c.nics = vec![vmm::NicConfig::new(
+            [2, 0, 0, 0, 0, 9],
+            Box::new(devices::net_backend::none::NoneBackend),
+        )];
         c
     };
     let config = with_devices("console");
@@ -376,7 +380,10 @@ fn virtio_devices_are_captured_by_slot_and_must_match_at_restore() {
         .iter()
         .map(|d| d.id.as_str())
         .collect();
-    assert_eq!(ids, ["pci:00:01.0", "pci:00:02.0", "serial0"]);
+    assert_eq!(
+        ids,
+        ["pci:00:01.0", "pci:00:02.0", "pci:00:03.0", "serial0"]
+    );
 
     let from = |snap: &snapshot::Snapshot| vmm::RestoreFrom {
         snapshot: snap.clone(),
@@ -393,7 +400,7 @@ fn virtio_devices_are_captured_by_slot_and_must_match_at_restore() {
     control.kill();
     vm.join().unwrap().unwrap();
     assert!(again.snapshot.vcpus[0].regs.rax > first.snapshot.vcpus[0].regs.rax);
-    assert_eq!(again.snapshot.devices.len(), 3);
+    assert_eq!(again.snapshot.devices.len(), 4);
 
     // Without the disk, slot 1 holds the entropy device: refused.
     let mut other = counting_config(&dir.path().join("console3"));

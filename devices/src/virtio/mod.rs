@@ -84,6 +84,9 @@ pub trait VirtioDevice: Send {
     fn resume(&mut self) -> io::Result<()> {
         Ok(())
     }
+    /// The device was just started from a snapshot's state (and paused):
+    /// a NIC announces the guest to its new backend when it resumes.
+    fn restored(&mut self) {}
     /// PCI class code for the transport (base, sub, prog-if).
     fn pci_class(&self) -> u32 {
         0x00ff00

@@ -313,12 +313,17 @@ impl NetIo {
         Ok((used, true))
     }
 
-    fn run(mut self, kill: EventFd) -> Option<Box<dyn NetBackend>> {
+    /// Serve until `kill`; hands itself back (queues with their positions,
+    /// the backend, a frame still waiting in either direction), so a paused
+    /// device can run again or a reset one give its backend back.
+    fn run(mut self, kill: EventFd) -> NetIo {
+        // A fresh epoll set: the backend's fd is in none yet.
+        self.watching = EventSet::empty();
         let epoll = match Epoll::new() {
             Ok(e) => e,
             Err(e) => {
                 tracing::error!("{}: epoll: {e}", self.name);
-                return self.backend;
+                return self;
             }
         };
         for (fd, token) in [
@@ -332,7 +337,7 @@ impl NetIo {
                 EpollEvent::new(EventSet::IN, token),
             ) {
                 tracing::error!("{}: cannot watch an event: {e}", self.name);
-                return self.backend;
+                return self;
             }
         }
         let mut events = vec![EpollEvent::default(); 8];
@@ -352,12 +357,12 @@ impl NetIo {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     tracing::error!("{}: epoll wait: {e}", self.name);
-                    return self.backend;
+                    return self;
                 }
             };
             for ev in &events[..n] {
                 match ev.data() {
-                    KILL => return self.backend,
+                    KILL => return self,
                     RX_QUEUE => {
                         let _ = self.rx.notify.read();
                         rx_more = true;
@@ -426,11 +431,12 @@ impl NetIo {
 
 use std::os::unix::io::AsRawFd;
 
-/// A running network I/O thread; [`NetWorker::stop`] returns the backend
-/// so a reset device can be activated again.
+/// A running network I/O thread; [`NetWorker::stop`] hands the [`NetIo`]
+/// back (a reset device takes its backend out of it, a paused one keeps it
+/// whole).
 pub(super) struct NetWorker {
     kill: EventFd,
-    thread: Option<JoinHandle<Option<Box<dyn NetBackend>>>>,
+    thread: Option<JoinHandle<NetIo>>,
 }
 
 impl NetWorker {
@@ -449,9 +455,10 @@ impl NetWorker {
         })
     }
 
-    pub fn stop(mut self) -> Option<Box<dyn NetBackend>> {
+    /// None when the thread had panicked.
+    pub fn stop(mut self) -> Option<NetIo> {
         let _ = self.kill.write(1);
-        self.thread.take().and_then(|t| t.join().ok()).flatten()
+        self.thread.take().and_then(|t| t.join().ok())
     }
 }
 

@@ -18,7 +18,8 @@ pub mod rx;
 pub mod tx;
 
 use super::{
-    read_config_bytes, ActiveQueue, Memory, VirtioDevice, VIRTIO_ID_NET, VIRTIO_RING_F_EVENT_IDX,
+    read_config_bytes, ActiveQueue, Memory, SavedQueue, VirtioDevice, VIRTIO_ID_NET,
+    VIRTIO_RING_F_EVENT_IDX,
 };
 use crate::net_backend::NetBackend;
 use io_loop::{NetIo, NetWorker, VIRTIO_NET_S_LINK_UP};
@@ -60,6 +61,11 @@ pub struct VirtioNet {
     backend: Option<Box<dyn NetBackend>>,
     name: String,
     worker: Option<NetWorker>,
+    /// The I/O state of a device paused for a snapshot.
+    paused: Option<Box<NetIo>>,
+    /// Restored from a snapshot: tell the (new) backend the guest's MAC
+    /// when it first runs.
+    announce: bool,
 }
 
 impl VirtioNet {
@@ -71,6 +77,8 @@ impl VirtioNet {
             backend: Some(backend),
             name,
             worker: None,
+            paused: None,
+            announce: false,
         }
     }
 
@@ -98,6 +106,46 @@ pub fn process_queues(
     let status = Arc::new(AtomicU16::new(VIRTIO_NET_S_LINK_UP));
     let name = "virtio-net (queues only)".to_string();
     NetIo::new(rx, tx, mem, Some(backend), mergeable, status, name).run_rounds(rounds)
+}
+
+impl VirtioNet {
+    /// Stop the I/O thread (running or paused) and keep its backend here.
+    fn take_back_backend(&mut self) {
+        let io = match (self.worker.take(), self.paused.take()) {
+            (Some(w), _) => w.stop(),
+            (None, Some(io)) => Some(*io),
+            (None, None) => None,
+        };
+        if let Some(io) = io {
+            self.backend = io.backend.or(self.backend.take());
+        }
+    }
+}
+
+/// The RARP frame a restored guest's NIC sends first (as QEMU announces a
+/// migrated guest): a new backend (passt) learns the guest's MAC from it
+/// and can deliver incoming frames before the guest sends anything.
+pub fn rarp_frame(mac: &[u8; 6]) -> [u8; 60] {
+    let mut f = [0u8; 60];
+    f[..6].fill(0xff); // broadcast
+    f[6..12].copy_from_slice(mac);
+    f[12..14].copy_from_slice(&0x8035u16.to_be_bytes()); // RARP
+    f[14..16].copy_from_slice(&1u16.to_be_bytes()); // Ethernet
+    f[16..18].copy_from_slice(&0x0800u16.to_be_bytes()); // IPv4
+    f[18] = 6;
+    f[19] = 4;
+    f[20..22].copy_from_slice(&3u16.to_be_bytes()); // reverse request
+    f[22..28].copy_from_slice(mac);
+    f[32..38].copy_from_slice(mac);
+    f
+}
+
+fn announce(mac: &[u8; 6], io: &mut NetIo) {
+    if let Some(b) = io.backend.as_mut() {
+        if let Err(e) = b.send(&rarp_frame(mac)) {
+            tracing::debug!("{}: announcing the restored guest: {e:?}", io.name);
+        }
+    }
 }
 
 /// "52:54:00:12:34:56"
@@ -132,9 +180,7 @@ impl VirtioDevice for VirtioNet {
                 "virtio-net needs a receive and a transmit queue",
             ));
         };
-        if let Some(w) = self.worker.take() {
-            self.backend = w.stop().or(self.backend.take());
-        }
+        self.take_back_backend();
         let io = NetIo::new(
             rx,
             tx,
@@ -148,9 +194,32 @@ impl VirtioDevice for VirtioNet {
         Ok(())
     }
     fn reset(&mut self) {
+        self.take_back_backend();
+    }
+    fn pause(&mut self) -> io::Result<Vec<SavedQueue>> {
         if let Some(w) = self.worker.take() {
-            self.backend = w.stop();
+            let io = w
+                .stop()
+                .ok_or_else(|| io::Error::other("the network thread had failed"))?;
+            self.paused = Some(Box::new(io));
         }
+        Ok(self
+            .paused
+            .as_ref()
+            .map(|io| vec![SavedQueue::of(&io.rx.queue), SavedQueue::of(&io.tx.queue)])
+            .unwrap_or_default())
+    }
+    fn resume(&mut self) -> io::Result<()> {
+        if let Some(mut io) = self.paused.take() {
+            if std::mem::take(&mut self.announce) {
+                announce(&self.mac, &mut io);
+            }
+            self.worker = Some(NetWorker::spawn(*io)?);
+        }
+        Ok(())
+    }
+    fn restored(&mut self) {
+        self.announce = true;
     }
     fn pci_class(&self) -> u32 {
         0x020000

@@ -550,3 +550,53 @@ fn a_peer_that_does_not_read_stalls_transmit_but_not_receive() {
     }
     dev.reset();
 }
+
+#[test]
+fn a_paused_nic_moves_no_frame_and_a_restored_one_announces_the_guest() {
+    let m = mem();
+    let rig = Rig::new(&m);
+    let (ours, mut peer) = UnixStream::pair().unwrap();
+    let backend = StreamBackend::new(ours, "passt").unwrap();
+    let mac = [2, 0, 0, 0, 0, 7];
+    let mut dev = VirtioNet::new(mac, Box::new(backend));
+    rig.activate(&mut dev);
+    let out = eth_frame(100, 3);
+    rig.send_from_guest(0, &out);
+    assert!(wait(&rig.tx_irq), "transmit interrupt");
+    let mut got = vec![0u8; 4 + 100];
+    peer.read_exact(&mut got).unwrap();
+
+    let saved = dev.pause().unwrap();
+    assert_eq!(saved.len(), 2);
+    assert_eq!((saved[1].next_avail, saved[1].next_used), (1, 1));
+    // While paused: a frame from passt and one from the guest both wait.
+    let inbound = eth_frame(150, 4);
+    peer.write_all(&framed(&inbound)).unwrap();
+    let b0 = rig.post_rx_buffer(0);
+    rig.send_from_guest(1, &eth_frame(120, 5));
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        rig.rxq.used().idx().load(),
+        0,
+        "nothing received while paused"
+    );
+    assert_eq!(rig.txq.used().idx().load(), 1, "nothing sent while paused");
+    assert_eq!(dev.pause().unwrap(), saved, "pausing again changes nothing");
+
+    // Restored: the first frame the backend sees is the guest's RARP.
+    dev.restored();
+    dev.resume().unwrap();
+    let mut rarp = vec![0u8; 4 + 60];
+    peer.read_exact(&mut rarp).unwrap();
+    assert_eq!(rarp, framed(&rarp_frame(&mac)));
+    assert_eq!(&rarp[4 + 6..4 + 12], &mac, "from the guest's MAC");
+    let mut next = vec![0u8; 4 + 120];
+    peer.read_exact(&mut next).unwrap();
+    assert_eq!(next, framed(&eth_frame(120, 5)), "then what waited");
+    while rig.rxq.used().idx().load() < 1 {
+        assert!(wait(&rig.rx_irq), "receive interrupt after resume");
+    }
+    assert_eq!(read(&m, b0 + HDR_LEN as u64, 150), inbound);
+    dev.reset();
+    assert!(dev.backend.is_some(), "the backend comes back on reset");
+}

@@ -158,6 +158,7 @@ impl VirtioPciDevice {
             self.activate_with(&s.running_queues)?;
             self.activated = true;
             self.device.pause()?;
+            self.device.restored();
         }
         let built_at = self.decoded;
         self.bar_addr = s.bar_addr;
