@@ -276,15 +276,19 @@ pub fn run_once(
     // verification are done: give their freed heap back to the system
     // (glibc keeps freed arenas resident; each instance of a sandbox would
     // carry tens of MiB of garbage).
-    let before = crate::rss::beyond_guest_memory(&mem).unwrap_or(0);
+    // Reading /proc/self/smaps is not free: only when the line is logged.
+    let measure = tracing::enabled!(tracing::Level::DEBUG);
+    let before = measure.then(|| crate::rss::beyond_guest_memory(&mem).unwrap_or(0));
     // SAFETY: malloc_trim only releases free memory of glibc's arenas.
     unsafe {
         libc::malloc_trim(0);
     }
-    tracing::debug!(
-        "monitor RSS beyond guest memory {before} KiB, {} KiB after giving freed heap back",
-        crate::rss::beyond_guest_memory(&mem).unwrap_or(0)
-    );
+    if let Some(before) = before {
+        tracing::debug!(
+            "monitor RSS beyond guest memory {before} KiB, {} KiB after giving freed heap back",
+            crate::rss::beyond_guest_memory(&mem).unwrap_or(0)
+        );
+    }
     let waker: Subscriber = Arc::new(Mutex::new(StopWaker(stop.clone())));
     event_manager.add_subscriber(waker);
     // From here on this thread only runs the loop, stops the VM and (after
