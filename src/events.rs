@@ -37,6 +37,15 @@ pub enum Event {
         after_ms: u64,
         conditions: Vec<String>,
     },
+    /// A snapshot was written to `dir` (the guest paused `paused_ms`; its
+    /// files take `bytes_on_disk`).
+    Snapshot {
+        dir: String,
+        paused_ms: u64,
+        bytes_on_disk: u64,
+    },
+    /// A snapshot could not be taken; the instance runs on.
+    SnapshotFailed { dir: String, message: String },
     /// Stopping was asked for (`why`: stop, timeout, ready-timeout, signal…).
     Stopping { why: String },
     /// The instance ended: exit code and reason (poweroff, reset,

@@ -9,6 +9,7 @@
 use crate::events::{events_path, Event, EventLog, Record};
 use crate::launch::{LaunchError, LaunchPlan};
 use crate::net;
+use crate::snapshots::{Saved, SnapshotError};
 use crate::ready::{http_status, tcp_ready, ConsoleWatch, ReadyWhen};
 use crate::state::{self, Info, InstanceDir};
 use devices::net_backend::publish::{Protocol, Publish};
@@ -119,6 +120,7 @@ pub struct Instance {
     exit: Option<ExitReason>,
     cause: Option<ExitReason>,
     _persist_lock: Option<std::fs::File>,
+    snapshot: crate::snapshots::Source,
 }
 
 /// Start `plan`: make the instance directory, choose free host ports,
@@ -135,7 +137,10 @@ pub(crate) fn start(plan: LaunchPlan, held: bool) -> Result<Instance, LaunchErro
         smbios,
         persist_lock,
         options,
+        mut snapshot,
     } = plan;
+    let restore_from = snapshot.restore.take();
+    let restored = restore_from.is_some();
     let root = match &options.state_root {
         Some(r) => r.clone(),
         None => state::state_root()?,
@@ -216,7 +221,10 @@ pub(crate) fn start(plan: LaunchPlan, held: bool) -> Result<Instance, LaunchErro
                     return Ok(ExitStatus::Stopped);
                 }
             }
-            vmm::run_controlled(config, &vm_control)
+            match restore_from {
+                Some(from) => vmm::restore_controlled(config, from, &vm_control),
+                None => vmm::run_controlled(config, &vm_control),
+            }
         })
         .map_err(LaunchError::Thread)?;
     let lines = match rx.recv() {
@@ -240,7 +248,11 @@ pub(crate) fn start(plan: LaunchPlan, held: bool) -> Result<Instance, LaunchErro
         });
     }
     events.emit(Event::Booting {
-        kernel: boot.description,
+        kernel: if restored {
+            format!("{} (restored from a snapshot, not booted)", boot.description)
+        } else {
+            boot.description
+        },
         cpus: machine.vcpus as u32,
         memory_mib: machine.memory_mib,
         mac: machine.nics.iter().map(|n| format_mac(&n.mac)).collect(),
@@ -257,8 +269,10 @@ pub(crate) fn start(plan: LaunchPlan, held: bool) -> Result<Instance, LaunchErro
         exit: None,
         cause: None,
         _persist_lock: persist_lock,
+        snapshot,
     })
 }
+
 
 impl Instance {
     pub fn name(&self) -> &str {
@@ -351,6 +365,25 @@ impl Instance {
                 .collect(),
             all: conditions.to_vec(),
         })
+    }
+
+    /// Pause the VM, write a snapshot of it into `dir` (new or empty; see
+    /// [`crate::snapshots`]) and let it run on. Clones start from it with
+    /// [`crate::snapshots::restore`].
+    pub fn snapshot(&self, dir: &Path) -> Result<Saved, SnapshotError> {
+        let result = crate::snapshots::take(&self.control, &self.snapshot, dir);
+        self.events.emit(match &result {
+            Ok(saved) => Event::Snapshot {
+                dir: saved.dir.display().to_string(),
+                paused_ms: saved.paused_for.as_millis() as u64,
+                bytes_on_disk: saved.bytes_on_disk,
+            },
+            Err(e) => Event::SnapshotFailed {
+                dir: dir.display().to_string(),
+                message: e.to_string(),
+            },
+        });
+        result
     }
 
     /// Press the power button and wait up to `grace` for the guest to

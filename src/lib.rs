@@ -41,6 +41,7 @@ pub mod instance;
 pub mod launch;
 pub mod net;
 pub mod ready;
+pub mod snapshots;
 pub mod state;
 
 pub use duration::parse_duration;
@@ -49,3 +50,4 @@ pub use host::HostLimits;
 pub use instance::{ExitReason, Instance, ReadyError};
 pub use launch::{Appliance, LaunchError, LaunchOptions, LaunchPlan, Trust};
 pub use ready::ReadyWhen;
+pub use snapshots::{restore, RestoreOptions, Saved, SnapshotError};

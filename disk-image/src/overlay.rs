@@ -17,6 +17,10 @@
 //!   every marked cluster holds real data. The header stores the base's
 //!   capacity and a caller-given fingerprint; an overlay made for another
 //!   disk is refused rather than silently mixed.
+//! - *frozen* (a snapshot's disk layer, `overlay_frozen.rs`): the chain of
+//!   overlays above the package written out at the snapshot moment in the
+//!   persistent layout, opened read-only, with an ephemeral overlay over it
+//!   for each clone.
 
 use crate::error::DiskError;
 use block_source::{check_range, BlockSource};
@@ -52,7 +56,17 @@ pub struct Overlay {
     place: PathBuf,
     /// An ephemeral overlay's file when it must keep a name; removed on drop.
     _named: Option<tempfile::TempPath>,
+    /// The overlay below this one when the base is a snapshot's frozen
+    /// layer ([`Overlay::ephemeral_over`]): freezing this overlay again
+    /// must take that layer's clusters too.
+    lower: Option<Arc<Overlay>>,
+    /// A snapshot's frozen layer: every write is refused.
+    read_only: bool,
 }
+
+#[path = "overlay_frozen.rs"]
+mod frozen;
+pub use frozen::FROZEN_FILES;
 
 /// Name prefix of ephemeral overlay files that keep a name; the PID follows.
 const EPHEMERAL_PREFIX: &str = "ephemeral-";
@@ -139,6 +153,8 @@ impl Overlay {
             alloc: Mutex::new(()),
             place: cache_dir.to_path_buf(),
             _named: named,
+            lower: None,
+            read_only: false,
         })
     }
 
@@ -234,6 +250,8 @@ impl Overlay {
             alloc: Mutex::new(()),
             place: dir.to_path_buf(),
             _named: None,
+            lower: None,
+            read_only: false,
         })
     }
 
@@ -374,6 +392,12 @@ impl BlockSource for Overlay {
 
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         check_range(self.capacity, offset, buf.len())?;
+        if self.read_only {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("{} is a snapshot's frozen disk layer", self.place.display()),
+            ));
+        }
         let first = offset / CLUSTER;
         let last = (offset + buf.len() as u64).div_ceil(CLUSTER);
         if (first..last).all(|c| self.has(c)) {
@@ -416,7 +440,7 @@ impl BlockSource for Overlay {
     }
 
     fn is_read_only(&self) -> bool {
-        false
+        self.read_only
     }
 }
 

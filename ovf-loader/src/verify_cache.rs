@@ -88,7 +88,7 @@ impl VerifyCache {
 const SAMPLE: u64 = 64 << 10;
 
 /// SHA-256 of the first, middle and last 64 KiB of a regular file.
-fn sample_digest(path: &Path, size: u64) -> Option<String> {
+pub fn sample_digest(path: &Path, size: u64) -> Option<String> {
     let file = crate::regular_file::open_regular(path).ok()?.ok()?;
     let mut hash = Sha256::new();
     let mut buf = vec![0u8; SAMPLE as usize];

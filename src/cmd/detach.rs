@@ -7,9 +7,11 @@
 //! runs the instance like a foreground run, with its state kept in the
 //! instance directory for `ps`, `stop`, `logs`, `port` and `wait`.
 //!
-//! `ovf-run stop` and `kill` write a `request` file in the instance
-//! directory (`stop SECONDS` or `kill`) and send SIGTERM; the copy reads the
-//! file when the signal comes. A bare SIGTERM is a signal stop (143).
+//! `ovf-run stop`, `kill` and `snapshot` write a `request` file in the
+//! instance directory (`stop SECONDS`, `kill`, or `snapshot` / `snapshot
+//! SECONDS` with the directory on the second line) and send SIGTERM; the
+//! copy reads the file when the signal comes. A bare SIGTERM is a signal
+//! stop (143).
 
 use super::run::RunArgs;
 use super::say;
@@ -18,7 +20,7 @@ use ovf_run::state::{self, state_root};
 use ovf_run::{Event, Instance};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
@@ -27,20 +29,50 @@ pub const CHILD_ENV: &str = "OVF_RUN_DETACHED_CHILD";
 /// The instance name the background copy must use.
 pub const NAME_ENV: &str = "OVF_RUN_INSTANCE_NAME";
 
-/// What `ovf-run stop`/`kill` asked for.
+/// What `ovf-run stop`/`kill`/`snapshot` asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     Stop(Duration),
     Kill,
+    /// Write a snapshot into the (existing, empty, absolute) directory;
+    /// then stop with this grace period if one is given.
+    Snapshot {
+        dir: PathBuf,
+        then_stop: Option<Duration>,
+    },
 }
 
-/// `stop 30` / `kill`.
+/// `stop 30` / `kill` / `snapshot\nDIR` / `snapshot 30\nDIR`.
 pub fn parse_request(text: &str) -> Option<Request> {
-    let mut w = text.split_whitespace();
-    match (w.next()?, w.next()) {
-        ("kill", None) => Some(Request::Kill),
-        ("stop", Some(secs)) => Some(Request::Stop(Duration::from_secs(secs.parse().ok()?))),
+    let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
+    let mut w = first.split_whitespace();
+    let secs = |s: &str| s.parse().ok().map(Duration::from_secs);
+    match (w.next()?, w.next(), w.next()) {
+        ("kill", None, None) => Some(Request::Kill),
+        ("stop", Some(s), None) => Some(Request::Stop(secs(s)?)),
+        ("snapshot", grace, None) => {
+            let dir = PathBuf::from(rest.strip_suffix('\n').unwrap_or(rest));
+            if !dir.is_absolute() {
+                return None;
+            }
+            let then_stop = match grace {
+                Some(s) => Some(secs(s)?),
+                None => None,
+            };
+            Some(Request::Snapshot { dir, then_stop })
+        }
         _ => None,
+    }
+}
+
+fn request_text(request: &Request) -> String {
+    match request {
+        Request::Kill => "kill".to_string(),
+        Request::Stop(d) => format!("stop {}", d.as_secs()),
+        Request::Snapshot { dir, then_stop } => match then_stop {
+            Some(d) => format!("snapshot {}\n{}", d.as_secs(), dir.display()),
+            None => format!("snapshot\n{}", dir.display()),
+        },
     }
 }
 
@@ -54,10 +86,7 @@ pub fn stop_request(inst: &Instance) -> Option<Request> {
 
 /// Ask a running instance to stop or die: write the request, signal it.
 pub fn send_request(dir: &Path, pid: u32, request: &Request) -> std::io::Result<()> {
-    let text = match request {
-        Request::Kill => "kill".to_string(),
-        Request::Stop(d) => format!("stop {}", d.as_secs()),
-    };
+    let text = request_text(request);
     let tmp = dir.join("request.tmp");
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, dir.join("request"))?;
@@ -173,6 +202,22 @@ mod tests {
             Some(Request::Stop(Duration::from_secs(30)))
         );
         assert_eq!(parse_request("stop"), None);
+        for r in [
+            Request::Snapshot {
+                dir: "/srv/snap shots/a".into(),
+                then_stop: None,
+            },
+            Request::Snapshot {
+                dir: "/s".into(),
+                then_stop: Some(Duration::from_secs(60)),
+            },
+            Request::Kill,
+            Request::Stop(Duration::from_secs(5)),
+        ] {
+            assert_eq!(parse_request(&request_text(&r)), Some(r));
+        }
+        assert_eq!(parse_request("snapshot\nrelative/dir"), None);
+        assert_eq!(parse_request("snapshot x\n/d"), None);
         assert_eq!(parse_request("reboot 3"), None);
     }
 }

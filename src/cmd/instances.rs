@@ -244,6 +244,7 @@ fn signal_all(names: &[String], request: Request) -> ExitCode {
     let limit = match &request {
         Request::Stop(grace) => *grace + Duration::from_secs(30),
         Request::Kill => Duration::from_secs(30),
+        Request::Snapshot { .. } => Duration::from_secs(600),
     };
     for l in targets.iter().filter(|l| l.alive) {
         if wait_gone(&l.dir, Some(limit)) {
@@ -262,6 +263,15 @@ fn signal_all(names: &[String], request: Request) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Wait up to `limit` for an instance to exit, then print how it ended.
+pub(super) fn wait_and_reap(l: &Listed, limit: Duration) -> ExitCode {
+    if !wait_gone(&l.dir, Some(limit)) {
+        say(format!("{}: still running {} s later", l.name, limit.as_secs()));
+        return ExitCode::FAILURE;
+    }
+    ExitCode::from(reap(l).clamp(0, 255) as u8)
 }
 
 pub fn stop(args: StopArgs) -> ExitCode {

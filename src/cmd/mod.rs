@@ -10,6 +10,7 @@ mod progress;
 mod propargs;
 mod run;
 mod signals;
+mod snapshot;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -81,6 +82,12 @@ pub enum Command {
     Port(instances::PortArgs),
     /// Wait for a detached instance to exit; exit with its code.
     Wait(instances::NameArgs),
+    /// Write a snapshot of a running instance into a directory (then let
+    /// it run on, or stop it with --stop).
+    Snapshot(snapshot::SnapshotArgs),
+    /// Start a clone of a snapshot (run options: -p, --name, -d,
+    /// --ready-when, --timeout, --events …; the machine is the snapshot's).
+    Restore(snapshot::RestoreArgs),
 }
 
 /// A message on stderr, prefixed with the program's name.
@@ -136,6 +143,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Logs(args) => instances::logs(args),
         Command::Port(args) => instances::port(args),
         Command::Wait(args) => instances::wait(args),
+        Command::Snapshot(args) => snapshot::snapshot(args),
+        Command::Restore(args) => run::run(snapshot::restore_as_run(args)),
     }
 }
 

@@ -121,20 +121,38 @@ pub struct RunArgs {
     /// The instance name (default: generated).
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+    /// Write a snapshot into DIR (new or empty) the moment the ready
+    /// conditions hold, then run on (clones start from it with ovf-run
+    /// restore DIR).
+    #[arg(long, value_name = "DIR")]
+    pub snapshot_when_ready: Option<PathBuf>,
+    /// `ovf-run restore DIR`: start a clone of this snapshot instead.
+    #[arg(skip)]
+    pub restore: Option<super::snapshot::RestoreSource>,
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
     // --timeout and --ready-timeout count from here: the whole run.
     let start = Instant::now();
-    let Some(path) = args.package.clone() else {
+    let path = args.package.clone();
+    if path.is_none() && args.restore.is_none() {
         say("name an appliance to run (ovf-run APPLIANCE.ova), or see ovf-run --help");
         return ExitCode::from(EXIT_USAGE);
-    };
+    }
     if args.detach && std::env::var_os(super::detach::CHILD_ENV).is_none() {
         return super::detach::start_detached(&args);
     }
     let detached_child = std::env::var_os(super::detach::CHILD_ENV).is_some();
-    let mut inst = match launch(&args, path, detached_child) {
+    let mut args = args;
+    if let Err(code) = prepare_snapshot_dir(&mut args.snapshot_when_ready) {
+        return code;
+    }
+    let launched = match (&args.restore, path) {
+        (Some(from), _) => super::snapshot::launch_clone(&args, from, detached_child),
+        (None, Some(path)) => launch(&args, path, detached_child),
+        (None, None) => return ExitCode::from(EXIT_USAGE),
+    };
+    let mut inst = match launched {
         Ok(i) => i,
         Err(code) => return code,
     };
@@ -156,7 +174,49 @@ pub fn run(args: RunArgs) -> ExitCode {
     ExitCode::from(reason.code().clamp(0, 255) as u8)
 }
 
-fn exit_code_for(e: &LaunchError) -> ExitCode {
+/// `--snapshot-when-ready DIR`: checked and made now, as an absolute
+/// path, because the supervising thread may not create files later.
+pub(super) fn prepare_snapshot_dir(dir: &mut Option<PathBuf>) -> Result<(), ExitCode> {
+    let Some(d) = dir.as_mut() else {
+        return Ok(());
+    };
+    let made = ovf_run::snapshots::check_dir(d)
+        .map_err(|e| e.to_string())
+        .and_then(|_| std::fs::create_dir_all(&*d).map_err(|e| format!("{}: {e}", d.display())))
+        .and_then(|_| std::path::absolute(&*d).map_err(|e| format!("{}: {e}", d.display())));
+    match made {
+        Ok(abs) => {
+            *d = abs;
+            Ok(())
+        }
+        Err(e) => {
+            say(format!("--snapshot-when-ready: {e}"));
+            Err(ExitCode::from(EXIT_USAGE))
+        }
+    }
+}
+
+/// Write a snapshot and say how it went; false when it failed.
+fn snapshot_now(inst: &Instance, dir: &std::path::Path) -> bool {
+    match inst.snapshot(dir) {
+        Ok(saved) => {
+            say(format!(
+                "snapshot of {} in {} (guest paused {} ms, {} on disk)",
+                inst.name(),
+                saved.dir.display(),
+                saved.paused_for.as_millis(),
+                human_bytes(saved.bytes_on_disk)
+            ));
+            true
+        }
+        Err(e) => {
+            say(format!("{}: {e}", inst.name()));
+            false
+        }
+    }
+}
+
+pub(super) fn exit_code_for(e: &LaunchError) -> ExitCode {
     match e {
         LaunchError::Trust { .. }
         | LaunchError::Properties { .. }
@@ -244,7 +304,12 @@ fn launch(args: &RunArgs, path: PathBuf, detached_child: bool) -> Result<Instanc
     Ok(inst)
 }
 
-fn options(args: &RunArgs, accept_eula: bool, detached: bool, progress: Progress) -> LaunchOptions {
+pub(super) fn options(
+    args: &RunArgs,
+    accept_eula: bool,
+    detached: bool,
+    progress: Progress,
+) -> LaunchOptions {
     LaunchOptions {
         name: match (&args.name, std::env::var(super::detach::NAME_ENV)) {
             (_, Ok(n)) if detached => Some(n),
@@ -339,6 +404,14 @@ fn supervise(inst: &mut Instance, args: &RunArgs, start: Instant) -> ExitReason 
                         format_duration(after)
                     ));
                     waiter = None;
+                    if let Some(dir) = &args.snapshot_when_ready {
+                        if !snapshot_now(inst, dir) {
+                            inst.set_cause(ExitReason::Error(
+                                "--snapshot-when-ready: the snapshot failed".into(),
+                            ));
+                            return inst.kill();
+                        }
+                    }
                 }
                 Ok(None) if start.elapsed() >= args.ready_timeout && kill_at.is_none() => {
                     // A guest that never got ready gets no shutdown grace.
@@ -362,6 +435,14 @@ fn supervise(inst: &mut Instance, args: &RunArgs, start: Instant) -> ExitReason 
             seen_signals = count;
             match super::detach::stop_request(inst) {
                 Some(super::detach::Request::Kill) => return inst.kill(),
+                Some(super::detach::Request::Snapshot { dir, then_stop }) => {
+                    if snapshot_now(inst, &dir) && kill_at.is_none() {
+                        if let Some(grace) = then_stop {
+                            inst.request_stop();
+                            kill_at = Some(Instant::now() + grace);
+                        }
+                    }
+                }
                 Some(super::detach::Request::Stop(grace)) if kill_at.is_none() => {
                     inst.request_stop();
                     kill_at = Some(Instant::now() + grace);

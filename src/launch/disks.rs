@@ -14,9 +14,10 @@ use std::path::Path;
 use std::sync::Arc;
 use vmm::{CdromConfig, DiskConfig};
 
-/// Identity of a disk for a persistent overlay: the package's descriptor
-/// and the disk's id and size, so a different package never reuses it.
-fn overlay_fingerprint(pkg: &Package, disk_id: &str, capacity: u64) -> String {
+/// Identity of a disk for a persistent overlay (and a snapshot's frozen
+/// layer): the package's descriptor and the disk's id and size, so a
+/// different package never reuses it.
+pub fn overlay_fingerprint(pkg: &Package, disk_id: &str, capacity: u64) -> String {
     let digest = hex::encode(Sha256::digest(&pkg.descriptor));
     format!("ovf-run/1 descriptor-sha256={digest} disk={disk_id} capacity={capacity}")
 }
@@ -30,29 +31,60 @@ fn image_cache(cache: &Path, progress: Option<Progress>) -> CacheDir {
     image_cache
 }
 
+/// Where the guest's writes go, above the package's disks.
+#[derive(Debug, Clone, Copy)]
+pub enum Layering<'a> {
+    /// An ephemeral overlay per disk (gone with the instance).
+    Ephemeral,
+    /// `--persist DIR`: kept in `DIR/diskN`.
+    Persist(&'a Path),
+    /// A restored clone: an ephemeral overlay over the snapshot's frozen
+    /// layer `SNAPSHOT/diskN` of each disk.
+    Snapshot(&'a Path),
+}
+
+/// An opened disk: what the VM gets, and the overlay a snapshot freezes.
+pub struct OpenedDisk {
+    pub config: DiskConfig,
+    pub overlay: Arc<Overlay>,
+    pub fingerprint: String,
+}
+
+/// The name of disk `i`'s directory (persist and snapshot directories).
+pub fn layer_dir(i: usize) -> String {
+    format!("disk{i}")
+}
+
 /// Open every disk of `spec` behind an overlay.
 pub fn open_disks(
     pkg: &Package,
     spec: &MachineSpec,
-    persist: Option<&Path>,
+    layering: Layering,
     progress: Option<Progress>,
-) -> Result<Vec<DiskConfig>, LaunchError> {
+) -> Result<Vec<OpenedDisk>, LaunchError> {
     let cache = ovf_loader::cache_dir().ok_or(LaunchError::NoCache)?;
     let image_cache = image_cache(&cache, progress);
     let mut out = Vec::new();
     for (i, disk) in spec.disks.iter().enumerate() {
         let base = open_disk(pkg, disk, &image_cache)?;
-        let overlay = match persist {
-            Some(dir) => {
-                let fp = overlay_fingerprint(pkg, &disk.disk_id, base.capacity());
-                Overlay::persistent(base, &dir.join(format!("disk{i}")), &fp)
+        let fingerprint = overlay_fingerprint(pkg, &disk.disk_id, base.capacity());
+        let overlay = match layering {
+            Layering::Persist(dir) => Overlay::persistent(base, &dir.join(layer_dir(i)), &fingerprint),
+            Layering::Ephemeral => Overlay::ephemeral(base, &cache.join("overlays")),
+            Layering::Snapshot(dir) => {
+                let frozen = Overlay::frozen(base, &dir.join(layer_dir(i)), &fingerprint)?;
+                Overlay::ephemeral_over(Arc::new(frozen), &cache.join("overlays"))
             }
-            None => Overlay::ephemeral(base, &cache.join("overlays")),
         }?;
-        out.push(DiskConfig {
-            source: Arc::new(overlay),
-            read_only: false,
-            id: disk.disk_id.chars().take(20).collect(),
+        let overlay = Arc::new(overlay);
+        out.push(OpenedDisk {
+            config: DiskConfig {
+                source: overlay.clone(),
+                read_only: false,
+                id: disk.disk_id.chars().take(20).collect(),
+            },
+            overlay,
+            fingerprint,
         });
     }
     Ok(out)

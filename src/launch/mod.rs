@@ -203,6 +203,20 @@ impl Appliance {
 
     /// Decide the machine and open its disks and kernel.
     pub fn plan(&self, opts: &LaunchOptions) -> Result<LaunchPlan, LaunchError> {
+        let layering = match &opts.persist {
+            Some(dir) => disks::Layering::Persist(dir),
+            None => disks::Layering::Ephemeral,
+        };
+        self.plan_layered(opts, layering)
+    }
+
+    /// [`Appliance::plan`] with the disks' overlays chosen by the caller
+    /// (a restore puts them over a snapshot's layers).
+    pub(crate) fn plan_layered(
+        &self,
+        opts: &LaunchOptions,
+        layering: disks::Layering,
+    ) -> Result<LaunchPlan, LaunchError> {
         let path = self.pkg.path.clone();
         if !self.verified && !opts.skip_verify {
             return Err(LaunchError::VerifyFirst { path });
@@ -274,25 +288,22 @@ impl Appliance {
             Some(dir) => Some(state::lock_persist_dir(dir)?),
             None => None,
         };
-        let disks = disks::open_disks(
-            &self.pkg,
-            &spec,
-            opts.persist.as_deref(),
-            opts.progress.clone(),
-        )?;
-        let boot = kernel::choose_kernel(&opts.kernel, disks[0].source.clone())?;
+        let opened = disks::open_disks(&self.pkg, &spec, layering, opts.progress.clone())?;
+        let boot = kernel::choose_kernel(&opts.kernel, opened[0].config.source.clone())?;
         let smbios = plan::machine_identity(&self.pkg.descriptor, &name);
+        let snapshot = crate::snapshots::Source::new(&self.pkg, opts, &name, &machine, &opened);
         Ok(LaunchPlan {
             name,
             package: path,
             machine,
-            disks,
+            disks: opened.into_iter().map(|d| d.config).collect(),
             boot,
             environment,
             cdroms,
             smbios,
             persist_lock,
             options: opts.clone(),
+            snapshot,
         })
     }
 }
@@ -384,6 +395,9 @@ pub struct LaunchPlan {
     pub smbios: vmm::smbios::SmbiosInfo,
     pub(crate) persist_lock: Option<std::fs::File>,
     pub options: LaunchOptions,
+    /// What a snapshot of the instance needs (and, for a restore, the
+    /// state it continues from).
+    pub(crate) snapshot: crate::snapshots::Source,
 }
 
 impl LaunchPlan {

@@ -287,6 +287,9 @@ const PASST_RELAY: &[i64] = NET_IO;
 const READ_AHEAD: &[i64] = &[libc::SYS_pread64, libc::SYS_preadv];
 
 const VM_LOOP: &[i64] = &[
+    // A snapshot's files are written here (vmm::capture's FinishHook).
+    libc::SYS_mkdir,
+    libc::SYS_mkdirat,
     libc::SYS_unlink,
     libc::SYS_unlinkat,
     libc::SYS_rename,

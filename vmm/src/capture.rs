@@ -48,11 +48,22 @@ pub enum CaptureError {
     MissingVcpu(usize),
     #[error("cannot write guest memory to {}: {source}", path.display())]
     Memory { path: PathBuf, source: io::Error },
+    /// The owner's own step failed (see [`FinishHook`]).
+    #[error(transparent)]
+    Finish(Box<dyn std::error::Error + Send + Sync>),
 }
+
+/// The owner's last step of a capture, run on the VM's loop thread while
+/// the VM is still paused, with the snapshot as read: the launch layer
+/// adds its record and writes the disks' layers and the state file there
+/// (the guest cannot write its disks meanwhile).
+pub type FinishHook =
+    Box<dyn FnOnce(&mut Snapshot) -> Result<(), Box<dyn std::error::Error + Send + Sync>> + Send>;
 
 /// A request waiting for the VM loop.
 pub(crate) struct CaptureRequest {
     pub memory_file: Option<PathBuf>,
+    pub finish: Option<FinishHook>,
     pub reply: std::sync::mpsc::Sender<Result<Captured, CaptureError>>,
 }
 
@@ -79,6 +90,7 @@ pub(crate) struct CaptureContext<'a> {
 pub(crate) fn capture(
     ctx: &CaptureContext,
     memory_file: Option<&Path>,
+    finish: Option<FinishHook>,
 ) -> Result<Captured, CaptureError> {
     if let Some(what) = crate::restore::unsupported(ctx.config) {
         return Err(CaptureError::Unsupported(what));
@@ -87,7 +99,12 @@ pub(crate) fn capture(
     let t0 = Instant::now();
     ctx.gate.request();
     let result = if ctx.gate.wait_parked(PAUSE_TIMEOUT, ctx.kick) {
-        paused(ctx, msrs, memory_file)
+        paused(ctx, msrs, memory_file).and_then(|mut snapshot| {
+            if let Some(finish) = finish {
+                finish(&mut snapshot).map_err(CaptureError::Finish)?;
+            }
+            Ok(snapshot)
+        })
     } else {
         Err(CaptureError::PauseTimeout(PAUSE_TIMEOUT))
     };

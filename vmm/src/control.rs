@@ -5,7 +5,7 @@
 //! VMs can live in one process and the owner maps its own signals (if any)
 //! onto the handles.
 
-use crate::capture::{CaptureError, CaptureRequest, Captured};
+use crate::capture::{CaptureError, CaptureRequest, Captured, FinishHook};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -92,12 +92,24 @@ impl VmControl {
         memory_file: Option<&Path>,
         timeout: Duration,
     ) -> Result<Captured, CaptureError> {
+        self.capture_with(memory_file, timeout, None)
+    }
+
+    /// [`VmControl::capture`], running `finish` on the VM's thread while
+    /// the VM is still paused (see [`FinishHook`]).
+    pub fn capture_with(
+        &self,
+        memory_file: Option<&Path>,
+        timeout: Duration,
+        finish: Option<FinishHook>,
+    ) -> Result<Captured, CaptureError> {
         if !self.is_running() {
             return Err(CaptureError::NotRunning);
         }
         let (reply, answer) = std::sync::mpsc::channel();
         *self.0.capture.lock().unwrap_or_else(|p| p.into_inner()) = Some(CaptureRequest {
             memory_file: memory_file.map(Path::to_path_buf),
+            finish,
             reply,
         });
         match answer.recv_timeout(timeout) {

@@ -24,7 +24,7 @@ pub mod vcpu;
 mod vm;
 
 pub use boot::{BzImageMode, Kernel};
-pub use capture::{CaptureError, Captured};
+pub use capture::{CaptureError, Captured, FinishHook};
 pub use console::ConsoleConfig;
 pub use control::VmControl;
 pub use devices::BlockSource;

@@ -319,7 +319,7 @@ pub fn run_once(
                 serial: &serial,
                 virtio: &virtio,
             };
-            let result = crate::capture::capture(&ctx, req.memory_file.as_deref());
+            let result = crate::capture::capture(&ctx, req.memory_file.as_deref(), req.finish);
             if let Ok(c) = &result {
                 tracing::info!(
                     "state captured; vCPUs paused for {:.1} ms",
