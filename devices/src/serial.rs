@@ -86,15 +86,20 @@ impl Serial {
         Ok(Serial { uart })
     }
 
-    /// Feed bytes typed on the console to the guest. Bytes beyond the
-    /// receive FIFO are dropped, as a real UART would drop them.
-    pub fn enqueue_input(&mut self, bytes: &[u8]) {
-        if self.uart.fifo_capacity() == 0 {
-            return;
-        }
+    /// Feed bytes typed on the console to the guest, as many as the
+    /// receive FIFO has room for; returns how many were taken (the caller
+    /// keeps the rest for when the guest has read some).
+    pub fn enqueue_input(&mut self, bytes: &[u8]) -> usize {
         let n = bytes.len().min(self.uart.fifo_capacity());
-        if let Err(e) = self.uart.enqueue_raw_bytes(&bytes[..n]) {
-            tracing::warn!("serial input dropped: {e:?}");
+        if n == 0 {
+            return 0;
+        }
+        match self.uart.enqueue_raw_bytes(&bytes[..n]) {
+            Ok(_) => n,
+            Err(e) => {
+                tracing::warn!("serial input not taken: {e:?}");
+                0
+            }
         }
     }
 }

@@ -162,9 +162,9 @@ pub fn package_identity(pkg: &Package) -> String {
     h.update(b"ovf-run package identity v1\n");
     h.update((pkg.descriptor.len() as u64).to_le_bytes());
     h.update(&pkg.descriptor);
+    // Not the file names: a package moved or renamed (restore --package)
+    // is the same package; the descriptor names a folder package's files.
     for path in ovf_loader::own_files::package_files(pkg) {
-        let name = path.file_name().map(|n| n.as_encoded_bytes().to_vec());
-        h.update(name.unwrap_or_default());
         match std::fs::metadata(&path) {
             Ok(m) => {
                 h.update(m.len().to_le_bytes());

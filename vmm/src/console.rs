@@ -157,12 +157,19 @@ impl Drop for RawTerminal {
 /// The escape prefix: Ctrl-A, then `x` quits, Ctrl-A again sends Ctrl-A.
 pub const ESCAPE: u8 = 0x01;
 
-/// Reads stdin in the event loop and feeds the serial port.
+/// Reads stdin in the event loop and feeds the serial port. What does not
+/// fit the UART's receive FIFO waits here (a pasted line, a script piping
+/// commands) and goes in as the guest reads: [`StdinInput::pump`] runs on
+/// every turn of the event loop.
 pub struct StdinInput {
     serial: Arc<Mutex<Serial>>,
     stop: Arc<StopSignal>,
     escape_pending: bool,
+    pending: std::collections::VecDeque<u8>,
 }
+
+/// Input held for the guest before stdin is no longer read.
+const MAX_PENDING: usize = 64 << 10;
 
 impl StdinInput {
     pub fn new(serial: Arc<Mutex<Serial>>, stop: Arc<StopSignal>) -> Self {
@@ -170,7 +177,22 @@ impl StdinInput {
             serial,
             stop,
             escape_pending: false,
+            pending: std::collections::VecDeque::new(),
         }
+    }
+
+    /// Move held input into the UART as far as its FIFO has room.
+    pub fn pump(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let (front, _) = self.pending.as_slices();
+        let taken = self
+            .serial
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .enqueue_input(front);
+        self.pending.drain(..taken);
     }
 
     /// Apply the escape sequence; returns the bytes meant for the guest.
@@ -199,7 +221,11 @@ impl StdinInput {
 
 impl MutEventSubscriber for StdinInput {
     fn process(&mut self, events: Events, ops: &mut EventOps) {
-        let mut buf = [0u8; 64];
+        if self.pending.len() >= MAX_PENDING {
+            self.pump();
+            return;
+        }
+        let mut buf = [0u8; 4096];
         let n = match io::stdin().lock().read(&mut buf) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return,
@@ -211,12 +237,8 @@ impl MutEventSubscriber for StdinInput {
             return;
         }
         let data = self.filter(&buf[..n]);
-        if !data.is_empty() {
-            self.serial
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .enqueue_input(&data);
-        }
+        self.pending.extend(data);
+        self.pump();
     }
 
     fn init(&mut self, ops: &mut EventOps) {
@@ -229,6 +251,7 @@ impl MutEventSubscriber for StdinInput {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use devices::bus::BusDevice;
     use devices::interrupt::IrqTrigger;
 
     #[test]
@@ -248,5 +271,33 @@ mod tests {
         assert_eq!(input.filter(b"\x01"), b"");
         assert_eq!(input.filter(b"x"), b"");
         assert_eq!(stop.reason(), Some(StopReason::UserQuit));
+    }
+
+    #[test]
+    fn input_beyond_the_fifo_waits_instead_of_being_dropped() {
+        let stop = Arc::new(StopSignal::new().unwrap());
+        let serial = Arc::new(Mutex::new(Serial::new(
+            IrqTrigger::new().unwrap(),
+            Box::new(io::sink()),
+        )));
+        let mut input = StdinInput::new(serial.clone(), stop);
+        let line: Vec<u8> = (0..200u8).map(|i| b'a' + i % 26).collect();
+        input.pending.extend(line.iter().copied());
+        input.pump();
+        assert!(!input.pending.is_empty(), "a 200-byte line does not fit a UART FIFO");
+        // The guest reads the receive buffer register byte by byte.
+        let mut got = Vec::new();
+        while got.len() < line.len() {
+            let mut b = [0u8];
+            let mut lsr = [0u8];
+            serial.lock().unwrap().read(5, &mut lsr);
+            if lsr[0] & 1 == 0 {
+                input.pump();
+                continue;
+            }
+            serial.lock().unwrap().read(0, &mut b);
+            got.push(b[0]);
+        }
+        assert_eq!(got, line);
     }
 }

@@ -5,8 +5,9 @@
 //! 0x0000_0500  GDT                      0x0000_7000  boot_params (zero page)
 //! 0x0000_6000  PVH hvm_start_info       0x0000_9000  page tables (bzImage 64-bit entry)
 //! 0x0000_6100  PVH memory map           0x0002_0000  kernel command line
-//! 0x0009_fc00  EBDA .. 0x10_0000 reserved; ACPI tables from 0x000e_0000,
-//!              SMBIOS entry point and tables from 0x000f_0000
+//! 0x0009_fc00  EBDA .. 0x10_0000 reserved; the VM generation ID at
+//!              0x000d_f000, ACPI tables from 0x000e_0000, SMBIOS entry
+//!              point and tables from 0x000f_0000
 //! 0x0100_0000  kernel (bzImage protected-mode part)
 //! 0xc000_0000  PCI MMIO window (BARs)   0xe000_0000  PCI ECAM (bus 0)
 //! 0xfec0_0000  IOAPIC                   0xfee0_0000  local APIC
@@ -28,6 +29,8 @@ pub const CMDLINE_ADDR: u64 = 0x20000;
 pub const CMDLINE_MAX: usize = 0x10000;
 /// End of conventional memory below the EBDA.
 pub const EBDA_START: u64 = 0x9fc00;
+/// The 16-byte VM generation ID (`vmgenid.rs`), in the reserved area.
+pub const VMGENID_ADDR: u64 = 0xdf000;
 pub const ACPI_TABLES_ADDR: u64 = 0xe0000;
 pub const ACPI_TABLES_END: u64 = 0xf0000;
 /// Where x86 Linux (and dmidecode) scan for the SMBIOS entry point.
@@ -55,4 +58,6 @@ pub const KVM_IDENTITY_MAP_ADDR: u64 = 0xfffb_c000;
 pub const IOAPIC_PINS: u32 = 24;
 /// GSI the generic event device (power button) signals on.
 pub const GED_IRQ: u32 = 9;
+/// GSI the generic event device signals a new VM generation ID on.
+pub const VMGENID_IRQ: u32 = 10;
 pub const GED_MMIO_ADDR: u64 = 0xfed0_0000 - 0x1000;

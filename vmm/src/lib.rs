@@ -21,6 +21,7 @@ mod signals;
 pub mod smbios;
 pub mod snapshot;
 pub mod vcpu;
+pub mod vmgenid;
 mod vm;
 
 pub use boot::{BzImageMode, Kernel};

@@ -58,6 +58,19 @@ impl MutEventSubscriber for StopWaker {
     }
 }
 
+/// A new VM generation ID in guest memory (see `vmgenid.rs`).
+fn write_generation_id(mem: &memory::GuestMemory) -> Result<(), VmmError> {
+    let id = crate::vmgenid::new_id().map_err(dev_err("VM generation ID"))?;
+    crate::vmgenid::write_id(mem, &id)
+        .map_err(|e| dev_err("VM generation ID")(std::io::Error::other(e.to_string())))?;
+    tracing::debug!("VM generation ID {}", hex_id(&id));
+    Ok(())
+}
+
+fn hex_id(id: &[u8]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 pub fn run_once(
     config: &VmConfig,
     sink: &ConsoleSink,
@@ -137,6 +150,9 @@ pub fn run_once(
     let ged = IrqTrigger::new().map_err(dev_err("power button"))?;
     irqs.register_line(ged.eventfd(), crate::layout::GED_IRQ)
         .map_err(dev_err("power button interrupt"))?;
+    let genid_changed = IrqTrigger::new().map_err(dev_err("VM generation ID"))?;
+    irqs.register_line(genid_changed.eventfd(), crate::vmgenid::VMGENID_IRQ)
+        .map_err(dev_err("VM generation ID interrupt"))?;
 
     let virtio = crate::pci_setup::attach(
         config,
@@ -169,6 +185,7 @@ pub fn run_once(
         }
         _ => {
             let rsdp = acpi::write(&mem, config.vcpus).map_err(VmmError::Acpi)?;
+            write_generation_id(&mem)?;
             crate::smbios::write(&mem, &config.smbios).map_err(VmmError::Smbios)?;
             let setup = boot::load(
                 &mem,
@@ -201,6 +218,9 @@ pub fn run_once(
         return Ok(Outcome::Stopped);
     }
     if let Some(from) = restore {
+        // A clone is a new generation: a new ID before any vCPU runs (the
+        // guest is told after they run, below).
+        write_generation_id(&mem)?;
         // Before any vCPU exists (each starts running as soon as it is set
         // up): the in-kernel PICs, IOAPIC, PIT and the clock.
         crate::snapshot::restore_vm(&vm, &from.snapshot.vm, from.elapsed_ns)
@@ -258,6 +278,9 @@ pub fn run_once(
     if restore.is_some() {
         crate::pci_setup::resume_all(&virtio);
         gate.resume();
+        genid_changed
+            .fire()
+            .map_err(dev_err("VM generation ID interrupt"))?;
     }
     tracing::info!(
         "VM started in {:.1} ms ({} boot, {} vCPUs, {} MiB)",
@@ -267,9 +290,13 @@ pub fn run_once(
         config.memory_mib
     );
 
-    if config.console.stdio {
-        let input: Subscriber = Arc::new(Mutex::new(StdinInput::new(serial.clone(), stop.clone())));
-        event_manager.add_subscriber(input);
+    let console_input = config
+        .console
+        .stdio
+        .then(|| Arc::new(Mutex::new(StdinInput::new(serial.clone(), stop.clone()))));
+    if let Some(input) = &console_input {
+        let subscriber: Subscriber = input.clone();
+        event_manager.add_subscriber(subscriber);
     }
 
     // The kernel and initrd copies, the initramfs inspection and the
@@ -302,6 +329,10 @@ pub fn run_once(
         }
         if control.killed() {
             stop.stop(StopReason::UserQuit);
+        }
+        // Console input the UART had no room for goes in as the guest reads.
+        if let Some(input) = &console_input {
+            input.lock().unwrap_or_else(|e| e.into_inner()).pump();
         }
         if control.take_power_button() {
             tracing::info!("stop requested: pressing the power button");

@@ -1,10 +1,13 @@
 //! The DSDT: COM1, the PCI root bridge with its windows, the power button
-//! behind a generic event device, and `_S5_` for poweroff.
+//! and (direct boots) the VM generation ID behind a generic event device,
+//! and `_S5_` for poweroff.
 
-use crate::layout::{GED_IRQ, PCI_ECAM_SIZE, PCI_ECAM_START, PCI_MMIO_SIZE, PCI_MMIO_START};
+use crate::layout::{
+    GED_IRQ, PCI_ECAM_SIZE, PCI_ECAM_START, PCI_MMIO_SIZE, PCI_MMIO_START, VMGENID_IRQ,
+};
 use acpi_tables::aml::{
-    AddressSpace, AddressSpaceCacheable, Device, EISAName, Interrupt, Memory32Fixed, Method, Name,
-    Notify, Package, Path, ResourceTemplate, Scope, IO,
+    AddressSpace, AddressSpaceCacheable, Arg, Device, EISAName, Else, Equal, If, Interrupt,
+    Memory32Fixed, Method, Name, Notify, Package, Path, ResourceTemplate, Scope, IO,
 };
 use acpi_tables::sdt::Sdt;
 use acpi_tables::Aml;
@@ -72,7 +75,10 @@ fn motherboard() -> Vec<u8> {
     out
 }
 
-fn power_button() -> Vec<u8> {
+/// The power button, and the generic event device that raises its
+/// notification (GSI [`GED_IRQ`]) and, with `vmgenid`, the generation ID's
+/// (GSI [`VMGENID_IRQ`]; `_EVT` gets the GSI that fired).
+fn power_button(vmgenid: bool) -> Vec<u8> {
     let mut out = Vec::new();
     let pnp = EISAName::new("PNP0C0C");
     let zero = 0u8;
@@ -80,15 +86,26 @@ fn power_button() -> Vec<u8> {
     let n_uid = Name::new("_UID".into(), &zero);
     Device::new("PWRB".into(), vec![&n_hid, &n_uid]).to_aml_bytes(&mut out);
 
-    // The generic event device raises GED_IRQ; its _EVT turns that into a
-    // power button press notification.
     let ged_hid: &'static str = "ACPI0013";
     let irq = Interrupt::new(true, true, false, false, GED_IRQ);
-    let crs = ResourceTemplate::new(vec![&irq]);
+    let genid_irq = Interrupt::new(true, true, false, false, VMGENID_IRQ);
+    let crs = match vmgenid {
+        true => ResourceTemplate::new(vec![&irq, &genid_irq]),
+        false => ResourceTemplate::new(vec![&irq]),
+    };
     let pwrb = Path::new("\\_SB_.PWRB");
-    let press = 0x80u8;
-    let notify = Notify::new(&pwrb, &press);
-    let evt = Method::new("_EVT".into(), 1, true, vec![&notify]);
+    let vgen = Path::new("\\_SB_.VGEN");
+    let event = 0x80u8;
+    let press = Notify::new(&pwrb, &event);
+    let changed = Notify::new(&vgen, &event);
+    let genid_gsi = VMGENID_IRQ;
+    let is_genid = Equal::new(&Arg(0), &genid_gsi);
+    let if_genid = If::new(&is_genid, vec![&changed]);
+    let otherwise = Else::new(vec![&press]);
+    let evt = match vmgenid {
+        true => Method::new("_EVT".into(), 1, true, vec![&if_genid, &otherwise]),
+        false => Method::new("_EVT".into(), 1, true, vec![&press]),
+    };
     let n_hid = Name::new("_HID".into(), &ged_hid);
     let n_uid = Name::new("_UID".into(), &zero);
     let n_crs = Name::new("_CRS".into(), &crs);
@@ -96,22 +113,23 @@ fn power_button() -> Vec<u8> {
     out
 }
 
-/// The whole DSDT.
-pub fn build() -> Sdt {
+/// The whole DSDT; with `vmgenid`, also the `VGEN` device.
+pub fn build(vmgenid: bool) -> Sdt {
     let mut dsdt = Sdt::new(*b"DSDT", 36, 6, *b"OVFRUN", *b"OVFRDSDT", 1);
     let com1 = com1();
     let pci = pci_root();
-    let pwr = power_button();
+    let pwr = power_button(vmgenid);
     let mres = motherboard();
+    let vgen = if vmgenid { crate::vmgenid::aml() } else { Vec::new() };
     struct Raw(Vec<u8>);
     impl Aml for Raw {
         fn to_aml_bytes(&self, sink: &mut dyn acpi_tables::AmlSink) {
             sink.vec(&self.0);
         }
     }
-    let (a, b, c, d) = (Raw(com1), Raw(pci), Raw(pwr), Raw(mres));
+    let (a, b, c, d, e) = (Raw(com1), Raw(pci), Raw(pwr), Raw(mres), Raw(vgen));
     let mut body = Vec::new();
-    Scope::new("\\_SB_".into(), vec![&a, &b, &c, &d]).to_aml_bytes(&mut body);
+    Scope::new("\\_SB_".into(), vec![&a, &b, &c, &d, &e]).to_aml_bytes(&mut body);
     let s5_typ = S5_SLEEP_TYPE;
     let zero = 0u8;
     Name::new(

@@ -70,7 +70,7 @@ fn add_checksum(file: &str, at: usize, start: usize, len: usize) -> [u8; CMD_SIZ
 
 /// The tables for `vcpus` vCPUs as fw_cfg files.
 pub fn build(vcpus: u8) -> AcpiFiles {
-    let placed = super::build_tables(vcpus, 0);
+    let placed = super::build_tables(vcpus, 0, false);
     let end = placed
         .iter()
         .map(|(a, b)| *a as usize + b.len())

@@ -82,8 +82,9 @@ fn mcfg() -> Vec<u8> {
 }
 
 /// Every table as (signature, bytes), in placement order; the RSDP last
-/// since it needs the XSDT address.
-pub fn build_tables(vcpus: u8, base: u64) -> Vec<(u64, Vec<u8>)> {
+/// since it needs the XSDT address. `vmgenid`: describe the VM generation
+/// ID device (direct boots).
+pub fn build_tables(vcpus: u8, base: u64, vmgenid: bool) -> Vec<(u64, Vec<u8>)> {
     let mut placed = Vec::new();
     // RSDP first (at `base`, 16-byte aligned, where scanners look).
     let rsdp_len = Rsdp::len() as u64;
@@ -94,7 +95,7 @@ pub fn build_tables(vcpus: u8, base: u64) -> Vec<(u64, Vec<u8>)> {
         placed.push((at, bytes));
         at
     };
-    let dsdt = dsdt::build();
+    let dsdt = dsdt::build(vmgenid);
     let dsdt_addr = put(dsdt.as_slice().to_vec(), &mut placed);
     let fadt_addr = put(fadt(dsdt_addr), &mut placed);
     let madt_addr = put(madt(vcpus).as_slice().to_vec(), &mut placed);
@@ -112,9 +113,10 @@ pub fn build_tables(vcpus: u8, base: u64) -> Vec<(u64, Vec<u8>)> {
     placed
 }
 
-/// Write the tables into guest memory; returns the RSDP address.
+/// Write the tables (with the VM generation ID device) into guest memory;
+/// returns the RSDP address.
 pub fn write(mem: &GuestMemory, vcpus: u8) -> Result<u64, String> {
-    let tables = build_tables(vcpus, ACPI_TABLES_ADDR);
+    let tables = build_tables(vcpus, ACPI_TABLES_ADDR, true);
     for (addr, bytes) in &tables {
         if addr + bytes.len() as u64 > ACPI_TABLES_END {
             return Err(format!(

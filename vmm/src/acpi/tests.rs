@@ -7,7 +7,7 @@ fn checksum_ok(b: &[u8]) -> bool {
 
 #[test]
 fn tables_have_valid_checksums_and_links() {
-    let t = build_tables(2, ACPI_TABLES_ADDR);
+    let t = build_tables(2, ACPI_TABLES_ADDR, true);
     let rsdp = &t[0].1;
     assert_eq!(&rsdp[0..8], b"RSD PTR ");
     assert!(checksum_ok(&rsdp[0..20]) && checksum_ok(rsdp));
@@ -34,7 +34,7 @@ fn tables_disassemble_with_iasl() {
     }
     let dir = std::env::temp_dir().join(format!("ovf-run-acpi-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let t = build_tables(4, ACPI_TABLES_ADDR);
+    let t = build_tables(4, ACPI_TABLES_ADDR, true);
     for (_, b) in &t[1..] {
         let sig = String::from_utf8_lossy(&b[0..4]).to_string();
         let path = dir.join(format!("{sig}.dat"));
@@ -57,7 +57,18 @@ fn tables_disassemble_with_iasl() {
         );
         let dsl = std::fs::read_to_string(dir.join(format!("{sig}.dsl"))).unwrap();
         if sig == "DSDT" {
-            for needle in ["PNP0501", "PNP0A08", "_S5_", "ACPI0013", "PNP0C0C"] {
+            for needle in [
+                "PNP0501",
+                "PNP0A08",
+                "_S5_",
+                "ACPI0013",
+                "PNP0C0C",
+                "\"VMGENCTR\"",
+                "Name (ADDR, Package (0x02)",
+                "If ((Arg0 == 0x0A))",
+                "Notify (\\_SB.VGEN, 0x80)",
+                "Notify (\\_SB.PWRB, 0x80)",
+            ] {
                 assert!(dsl.contains(needle), "DSDT lacks {needle}:\n{dsl}");
             }
         }
