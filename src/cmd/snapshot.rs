@@ -170,6 +170,10 @@ pub struct CloneArgs {
     /// Publish guest ports (as for a run); the clone's own.
     #[arg(short = 'p', long = "publish", value_name = "[[ADDR:]HOST:]GUEST[/PROTO]")]
     pub publish: Vec<devices::net_backend::publish::Publish>,
+    /// How the first NIC is connected (default: as in the snapshot; a new
+    /// passt for user-mode networking).
+    #[arg(long, value_name = "user|tap=NAME|none")]
+    pub net: Option<ovf_run::net::NetMode>,
     #[arg(long = "ready-when", value_name = "COND")]
     pub ready_when: Vec<ovf_run::ReadyWhen>,
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = ovf_run::parse_duration)]
@@ -210,6 +214,7 @@ pub fn restore_as_run(args: RestoreArgs) -> RunArgs {
         ..RunArgs::default()
     };
     run.net.publish = c.publish;
+    run.net.net = c.net;
     run
 }
 

@@ -149,6 +149,7 @@ pub fn restore(dir: &Path, opts: &RestoreOptions) -> Result<LaunchPlan, RestoreE
             })
         })
         .collect::<Result<_, _>>()?;
+    apply_net_choice(&mut plan.machine.nics, &opts.launch);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -158,6 +159,13 @@ pub fn restore(dir: &Path, opts: &RestoreOptions) -> Result<LaunchPlan, RestoreE
         elapsed_ns: now.saturating_sub(record.taken_unix_ns) as u64,
     });
     Ok(plan)
+}
+
+/// The clone's own `--net` replaces the first NIC's mode (its MAC stays).
+fn apply_net_choice(nics: &mut [crate::net::NicPlan], opts: &LaunchOptions) {
+    if let (Some(mode), Some(first)) = (&opts.net.net, nics.first_mut()) {
+        first.mode = mode.clone();
+    }
 }
 
 /// The re-planned machine must be the snapshot's (the same descriptor
@@ -184,6 +192,62 @@ fn check_shape(record: &LaunchRecord, plan: &LaunchPlan) -> Result<(), RestoreEr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snapshots::record::{KernelRecord, NicRecord, RECORD_VERSION};
+
+    fn record() -> LaunchRecord {
+        LaunchRecord {
+            version: RECORD_VERSION,
+            package: "/srv/app.ova".into(),
+            package_identity: "id".into(),
+            source_name: "src".into(),
+            taken_unix_ns: 1,
+            skip_verify: false,
+            configuration: Some("large".into()),
+            system: None,
+            vcpus: 2,
+            memory_mib: 768,
+            kernel: KernelRecord {
+                kernel: None,
+                initrd: None,
+                append: vec!["quiet".into()],
+                cmdline: None,
+            },
+            properties: vec![("hostname".into(), "web".into())],
+            nics: vec![NicRecord {
+                network: None,
+                mac: [2, 0, 0, 0, 0, 9],
+                mode: "user".into(),
+            }],
+            disks: Vec::new(),
+            no_reboot: false,
+        }
+    }
+
+    #[test]
+    fn a_clone_plans_the_snapshot_machine_with_its_own_name_and_ports() {
+        let mut own = LaunchOptions {
+            name: Some("clone1".into()),
+            persist: Some("/srv/persist".into()),
+            ..LaunchOptions::default()
+        };
+        own.overrides.cpus = Some(8);
+        own.net.publish = vec!["0:80".parse().unwrap()];
+        let o = clone_options(&record(), &own);
+        assert_eq!(o.name.as_deref(), Some("clone1"));
+        assert_eq!((o.overrides.cpus, o.overrides.memory_mib), (Some(2), Some(768)));
+        assert_eq!(o.configuration.as_deref(), Some("large"));
+        assert_eq!(o.kernel.append, vec!["quiet".to_string()]);
+        assert_eq!(o.kernel.firmware, crate::launch::Firmware::Direct);
+        assert_eq!(o.properties[0].key, "hostname");
+        assert_eq!(o.persist, None, "a clone never writes the source's --persist directory");
+        assert_eq!(o.net.publish.len(), 1);
+        let mut nics: Vec<_> = record().nics.iter().filter_map(|n| n.plan()).collect();
+        apply_net_choice(&mut nics, &o);
+        assert_eq!(nics[0].mode, crate::net::NetMode::User);
+        own.net.net = Some(crate::net::NetMode::None);
+        apply_net_choice(&mut nics, &own);
+        assert_eq!((nics[0].mode.clone(), nics[0].mac), (crate::net::NetMode::None, [2, 0, 0, 0, 0, 9]));
+    }
 
     #[test]
     fn a_directory_without_a_good_state_file_is_named() {

@@ -6,8 +6,9 @@
 //! loop thread, which owns the VM and its devices, so nothing else touches
 //! them meanwhile. The virtio devices are paused (their threads stopped
 //! after the request in progress) before the vCPUs are read and resumed
-//! after memory is written; VMs with NICs or firmware boot are refused
-//! ([`crate::restore::unsupported`]) until theirs are captured too.
+//! after memory is written and the owner's [`FinishHook`] ran (the launch
+//! layer writes the disks' layers and the state file there); firmware
+//! boots are refused ([`crate::restore::unsupported`]).
 
 use crate::memory::GuestMemory;
 use crate::pause::PauseGate;
