@@ -30,7 +30,8 @@
 //!
 //! `tests/sandbox.rs` runs this (four instances at once) in the KVM test
 //! host. Modules: [`launch`] (package → plan), [`instance`] (the running
-//! VM), [`ready`] (ready conditions), [`events`] (the JSON Lines log),
+//! VM), [`ready`] (ready conditions), [`snapshots`] (snapshots and the
+//! clones restored from them), [`events`] (the JSON Lines log),
 //! [`state`] (instance directories, locks), [`net`] (NICs, MACs, ports),
 //! [`host`] (host limits), [`duration`].
 
