@@ -9,8 +9,8 @@
 use crate::events::{events_path, Event, EventLog, Record};
 use crate::launch::{LaunchError, LaunchPlan};
 use crate::net;
-use crate::snapshots::{Saved, SnapshotError};
 use crate::ready::{http_status, tcp_ready, ConsoleWatch, ReadyWhen};
+use crate::snapshots::{Saved, SnapshotError};
 use crate::state::{self, Info, InstanceDir};
 use devices::net_backend::publish::{Protocol, Publish};
 use devices::virtio::net::format_mac;
@@ -249,7 +249,10 @@ pub(crate) fn start(plan: LaunchPlan, held: bool) -> Result<Instance, LaunchErro
     }
     events.emit(Event::Booting {
         kernel: if restored {
-            format!("{} (restored from a snapshot, not booted)", boot.description)
+            format!(
+                "{} (restored from a snapshot, not booted)",
+                boot.description
+            )
         } else {
             boot.description
         },
@@ -272,7 +275,6 @@ pub(crate) fn start(plan: LaunchPlan, held: bool) -> Result<Instance, LaunchErro
         snapshot,
     })
 }
-
 
 impl Instance {
     pub fn name(&self) -> &str {

@@ -89,8 +89,9 @@ impl Overlay {
         let map = File::open(&map_path)
             .map_err(|e| DiskError::local(&map_path, "cannot open the snapshot's disk layer", e))?;
         let bits = Self::load_map(&map, &map_path, capacity, fingerprint.as_bytes())?;
-        let data = File::open(&data_path)
-            .map_err(|e| DiskError::local(&data_path, "cannot open the snapshot's disk layer", e))?;
+        let data = File::open(&data_path).map_err(|e| {
+            DiskError::local(&data_path, "cannot open the snapshot's disk layer", e)
+        })?;
         let len = data
             .metadata()
             .map_err(|e| DiskError::local(&data_path, "cannot read the disk layer's size", e))?
@@ -177,10 +178,16 @@ mod tests {
         o.write_at(b"x", 0).unwrap();
         let layer = snap.path().join("d");
         o.freeze(&layer, "pkg:a").unwrap();
-        assert!(o.freeze(&layer, "pkg:a").is_err(), "an existing layer is kept");
+        assert!(
+            o.freeze(&layer, "pkg:a").is_err(),
+            "an existing layer is kept"
+        );
         let e = Overlay::frozen(base(), &layer, "pkg:b").err().unwrap();
         assert!(e.to_string().contains("belongs to another disk"), "{e}");
-        let data = File::options().write(true).open(layer.join(DATA_FILE)).unwrap();
+        let data = File::options()
+            .write(true)
+            .open(layer.join(DATA_FILE))
+            .unwrap();
         data.set_len(100).unwrap();
         let e = Overlay::frozen(base(), &layer, "pkg:a").err().unwrap();
         assert!(e.to_string().contains("cut short"), "{e}");

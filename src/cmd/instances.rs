@@ -268,7 +268,11 @@ fn signal_all(names: &[String], request: Request) -> ExitCode {
 /// Wait up to `limit` for an instance to exit, then print how it ended.
 pub(super) fn wait_and_reap(l: &Listed, limit: Duration) -> ExitCode {
     if !wait_gone(&l.dir, Some(limit)) {
-        say(format!("{}: still running {} s later", l.name, limit.as_secs()));
+        say(format!(
+            "{}: still running {} s later",
+            l.name,
+            limit.as_secs()
+        ));
         return ExitCode::FAILURE;
     }
     ExitCode::from(reap(l).clamp(0, 255) as u8)

@@ -290,6 +290,12 @@ fn launch(args: &RunArgs, path: PathBuf, detached_child: bool) -> Result<Instanc
         }
     ));
     let inst = plan.start_held().map_err(fail)?;
+    say_network(&inst);
+    Ok(inst)
+}
+
+/// The NICs and the published ports, once the instance has them.
+pub(super) fn say_network(inst: &Instance) {
     for l in inst.network_lines() {
         say(l);
     }
@@ -301,7 +307,6 @@ fn launch(args: &RunArgs, path: PathBuf, detached_child: bool) -> Result<Instanc
             std::net::SocketAddr::new(p.addr, p.host_port)
         ));
     }
-    Ok(inst)
 }
 
 pub(super) fn options(

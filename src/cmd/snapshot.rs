@@ -60,7 +60,10 @@ pub fn snapshot(args: SnapshotArgs) -> ExitCode {
         }
     };
     let Some(pid) = listed.info.as_ref().map(|i| i.pid) else {
-        say(format!("{}: no info.json; cannot tell its process", args.name));
+        say(format!(
+            "{}: no info.json; cannot tell its process",
+            args.name
+        ));
         return ExitCode::FAILURE;
     };
     let mut dir = Some(args.dir.clone());
@@ -168,7 +171,11 @@ pub struct CloneArgs {
     #[arg(long)]
     pub no_reboot: bool,
     /// Publish guest ports (as for a run); the clone's own.
-    #[arg(short = 'p', long = "publish", value_name = "[[ADDR:]HOST:]GUEST[/PROTO]")]
+    #[arg(
+        short = 'p',
+        long = "publish",
+        value_name = "[[ADDR:]HOST:]GUEST[/PROTO]"
+    )]
     pub publish: Vec<devices::net_backend::publish::Publish>,
     /// How the first NIC is connected (default: as in the snapshot; a new
     /// passt for user-mode networking).
@@ -259,16 +266,6 @@ pub fn launch_clone(
         say(e.to_string());
         exit_code_for(&e)
     })?;
-    for l in inst.network_lines() {
-        say(l);
-    }
-    for p in inst.published() {
-        say(format!(
-            "published guest port {}/{} on {}",
-            p.guest_port,
-            p.protocol,
-            std::net::SocketAddr::new(p.addr, p.host_port)
-        ));
-    }
+    super::run::say_network(&inst);
     Ok(inst)
 }

@@ -69,7 +69,9 @@ pub fn open_disks(
         let base = open_disk(pkg, disk, &image_cache)?;
         let fingerprint = overlay_fingerprint(pkg, &disk.disk_id, base.capacity());
         let overlay = match layering {
-            Layering::Persist(dir) => Overlay::persistent(base, &dir.join(layer_dir(i)), &fingerprint),
+            Layering::Persist(dir) => {
+                Overlay::persistent(base, &dir.join(layer_dir(i)), &fingerprint)
+            }
             Layering::Ephemeral => Overlay::ephemeral(base, &cache.join("overlays")),
             Layering::Snapshot(dir) => {
                 let frozen = Overlay::frozen(base, &dir.join(layer_dir(i)), &fingerprint)?;

@@ -177,11 +177,17 @@ pub fn package_identity(pkg: &Package) -> String {
     hex::encode(h.finalize())
 }
 
+/// A record for tests.
+#[cfg(test)]
+pub(crate) fn sample_record() -> LaunchRecord {
+    tests::record()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn record() -> LaunchRecord {
+    pub(super) fn record() -> LaunchRecord {
         LaunchRecord {
             version: RECORD_VERSION,
             package: "/srv/app.ova".into(),
@@ -222,7 +228,10 @@ mod tests {
         other.version = 7;
         let e = LaunchRecord::decode(&other.encode()).unwrap_err();
         assert!(matches!(e, RecordError::Version { found: 7 }), "{e}");
-        assert!(matches!(LaunchRecord::decode(&[]), Err(RecordError::Missing)));
+        assert!(matches!(
+            LaunchRecord::decode(&[]),
+            Err(RecordError::Missing)
+        ));
         let bytes = r.encode();
         for cut in 1..bytes.len() {
             assert!(LaunchRecord::decode(&bytes[..cut]).is_err(), "cut at {cut}");

@@ -81,8 +81,8 @@ pub fn read_state(dir: &Path) -> Result<(snapshot::Snapshot, LaunchRecord), Rest
         path: path.clone(),
         source,
     })?;
-    let record =
-        LaunchRecord::decode(&snap.launch).map_err(|source| RestoreError::Record { path, source })?;
+    let record = LaunchRecord::decode(&snap.launch)
+        .map_err(|source| RestoreError::Record { path, source })?;
     Ok((snap, record))
 }
 
@@ -117,7 +117,10 @@ pub fn clone_options(record: &LaunchRecord, opts: &LaunchOptions) -> LaunchOptio
 pub fn restore(dir: &Path, opts: &RestoreOptions) -> Result<LaunchPlan, RestoreError> {
     let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     let (snap, record) = read_state(&dir)?;
-    let package = opts.package.clone().unwrap_or_else(|| record.package.clone());
+    let package = opts
+        .package
+        .clone()
+        .unwrap_or_else(|| record.package.clone());
     let mut app = Appliance::open(&package)?;
     let found = super::record::package_identity(app.package());
     if found != record.package_identity {
@@ -172,10 +175,18 @@ fn apply_net_choice(nics: &mut [crate::net::NicPlan], opts: &LaunchOptions) {
 /// gives it; a host that cannot give the CPUs or memory fails in planning).
 fn check_shape(record: &LaunchRecord, plan: &LaunchPlan) -> Result<(), RestoreError> {
     let pairs = [
-        ("vCPUs", u64::from(record.vcpus), u64::from(plan.machine.vcpus)),
+        (
+            "vCPUs",
+            u64::from(record.vcpus),
+            u64::from(plan.machine.vcpus),
+        ),
         ("MiB of memory", record.memory_mib, plan.machine.memory_mib),
         ("disks", record.disks.len() as u64, plan.disks.len() as u64),
-        ("NICs", record.nics.len() as u64, plan.machine.nics.len() as u64),
+        (
+            "NICs",
+            record.nics.len() as u64,
+            plan.machine.nics.len() as u64,
+        ),
     ];
     for (what, expected, found) in pairs {
         if expected != found {
@@ -192,36 +203,7 @@ fn check_shape(record: &LaunchRecord, plan: &LaunchPlan) -> Result<(), RestoreEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshots::record::{KernelRecord, NicRecord, RECORD_VERSION};
-
-    fn record() -> LaunchRecord {
-        LaunchRecord {
-            version: RECORD_VERSION,
-            package: "/srv/app.ova".into(),
-            package_identity: "id".into(),
-            source_name: "src".into(),
-            taken_unix_ns: 1,
-            skip_verify: false,
-            configuration: Some("large".into()),
-            system: None,
-            vcpus: 2,
-            memory_mib: 768,
-            kernel: KernelRecord {
-                kernel: None,
-                initrd: None,
-                append: vec!["quiet".into()],
-                cmdline: None,
-            },
-            properties: vec![("hostname".into(), "web".into())],
-            nics: vec![NicRecord {
-                network: None,
-                mac: [2, 0, 0, 0, 0, 9],
-                mode: "user".into(),
-            }],
-            disks: Vec::new(),
-            no_reboot: false,
-        }
-    }
+    use crate::snapshots::record::sample_record as record;
 
     #[test]
     fn a_clone_plans_the_snapshot_machine_with_its_own_name_and_ports() {
@@ -234,19 +216,31 @@ mod tests {
         own.net.publish = vec!["0:80".parse().unwrap()];
         let o = clone_options(&record(), &own);
         assert_eq!(o.name.as_deref(), Some("clone1"));
-        assert_eq!((o.overrides.cpus, o.overrides.memory_mib), (Some(2), Some(768)));
-        assert_eq!(o.configuration.as_deref(), Some("large"));
+        assert_eq!(
+            (o.overrides.cpus, o.overrides.memory_mib),
+            (Some(2), Some(1024))
+        );
+        assert_eq!(o.configuration.as_deref(), Some("small"));
         assert_eq!(o.kernel.append, vec!["quiet".to_string()]);
         assert_eq!(o.kernel.firmware, crate::launch::Firmware::Direct);
-        assert_eq!(o.properties[0].key, "hostname");
-        assert_eq!(o.persist, None, "a clone never writes the source's --persist directory");
+        assert_eq!(
+            (o.properties[0].key.as_str(), o.properties[0].value.as_str()),
+            ("k", "v=1")
+        );
+        assert_eq!(
+            o.persist, None,
+            "a clone never writes the source's --persist directory"
+        );
         assert_eq!(o.net.publish.len(), 1);
         let mut nics: Vec<_> = record().nics.iter().filter_map(|n| n.plan()).collect();
         apply_net_choice(&mut nics, &o);
         assert_eq!(nics[0].mode, crate::net::NetMode::User);
         own.net.net = Some(crate::net::NetMode::None);
         apply_net_choice(&mut nics, &own);
-        assert_eq!((nics[0].mode.clone(), nics[0].mac), (crate::net::NetMode::None, [2, 0, 0, 0, 0, 9]));
+        assert_eq!(
+            (nics[0].mode.clone(), nics[0].mac),
+            (crate::net::NetMode::None, [0x52, 0x54, 0, 1, 2, 3])
+        );
     }
 
     #[test]

@@ -284,7 +284,10 @@ mod tests {
         let line: Vec<u8> = (0..200u8).map(|i| b'a' + i % 26).collect();
         input.pending.extend(line.iter().copied());
         input.pump();
-        assert!(!input.pending.is_empty(), "a 200-byte line does not fit a UART FIFO");
+        assert!(
+            !input.pending.is_empty(),
+            "a 200-byte line does not fit a UART FIFO"
+        );
         // The guest reads the receive buffer register byte by byte.
         let mut got = Vec::new();
         while got.len() < line.len() {

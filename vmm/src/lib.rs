@@ -21,8 +21,8 @@ mod signals;
 pub mod smbios;
 pub mod snapshot;
 pub mod vcpu;
-pub mod vmgenid;
 mod vm;
+pub mod vmgenid;
 
 pub use boot::{BzImageMode, Kernel};
 pub use capture::{CaptureError, Captured, FinishHook};

@@ -80,6 +80,9 @@ mod tests {
         assert!(aml.windows(8).any(|w| w == b"VMGENCTR"));
         // ADDR's package holds the address's low half as a DWord.
         let low = (VMGENID_ADDR as u32).to_le_bytes();
-        assert!(aml.windows(5).any(|w| w[0] == 0x0c && w[1..] == low), "{aml:02x?}");
+        assert!(
+            aml.windows(5).any(|w| w[0] == 0x0c && w[1..] == low),
+            "{aml:02x?}"
+        );
     }
 }

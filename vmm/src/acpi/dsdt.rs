@@ -120,7 +120,11 @@ pub fn build(vmgenid: bool) -> Sdt {
     let pci = pci_root();
     let pwr = power_button(vmgenid);
     let mres = motherboard();
-    let vgen = if vmgenid { crate::vmgenid::aml() } else { Vec::new() };
+    let vgen = if vmgenid {
+        crate::vmgenid::aml()
+    } else {
+        Vec::new()
+    };
     struct Raw(Vec<u8>);
     impl Aml for Raw {
         fn to_aml_bytes(&self, sink: &mut dyn acpi_tables::AmlSink) {
