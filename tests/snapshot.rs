@@ -4,7 +4,8 @@
 //! once, each serving on its own published port; a file written in clone 1
 //! (logged in on its console) is served by clone 1 and not by clone 2 nor
 //! by a fresh restore; clone 1's uptime continues from the snapshot and its
-//! clock is right; every clone powers off with exit 0; then a truncated
+//! clock is right, and it has a new ACPI VM generation ID (not the one in
+//! the snapshot's memory); every clone powers off with exit 0; then a truncated
 //! memory file, a state file of another format version and a modified
 //! package are refused with exit 1 and a clear message, nothing left
 //! running.
@@ -41,6 +42,7 @@ fn three_clones_of_a_ready_appliance() {
         "SNAPSHOT-TEST snapshot: src: snapshot in",
         "SNAPSHOT-TEST 3 clones serve on",
         "SNAPSHOT-TEST c1 uptime continues from the snapshot",
+        "SNAPSHOT-TEST c1 has a new VM generation ID",
         "SNAPSHOT-TEST c1's file: served by c1, not by c2",
         "SNAPSHOT-TEST 3 clones powered off, exit 0",
         "SNAPSHOT-TEST a fresh restore does not see c1's file; exit 0",

@@ -129,13 +129,19 @@ clones() {
     printf 'ovf-run\n' >&3
     sleep 3
     # (One long line: the console holds what the UART cannot take yet.)
-    printf '%s\n' 'echo CLONE-ONE > /srv/www/clone1.txt; sync; d=/sys/bus/acpi/devices/VMGENCTR:00; echo "CHECK up=$(cut -d. -f1 /proc/uptime) clock=$(date +%s) genid=$(od -An -tx1 -j 913408 -N16 /dev/mem | tr -d " \n") driver=$(basename "$(readlink $d/driver)") end"' >&3
-    pattern='CHECK up=[0-9]* clock=[0-9]* genid=[0-9a-f]* driver=[a-z_]* end'
+    printf '%s\n' 'echo CLONE-ONE > /srv/www/clone1.txt; sync; d=$(ls -d /sys/bus/acpi/devices/VMGENCTR:* | head -n 1); echo "CHECK up=$(cut -d. -f1 /proc/uptime) clock=$(date +%s) genid=$(od -An -tx1 -j 913408 -N16 /dev/mem | tr -d " \n") device=${d:+yes} driver=$(basename "$(readlink $d/driver)" 2>/dev/null) end"' >&3
+    pattern='CHECK up=[0-9]* clock=[0-9]* genid=[0-9a-f]* device=[a-z]* driver=[a-z_]* end'
     wait_for "$work/c1.console" "$pattern" 180 ||
         fail "no answer from c1's shell: $(tail -c 500 "$work/c1.console")"
-    read -r up clock genid driver <<<"$(grep -ao "$pattern" "$work/c1.console" | tail -n 1 | sed 's/CHECK up=//; s/ [a-z]*=/ /g; s/ end//')"
-    say "c1 VM generation ID $genid (0xdf000), ACPI VMGENCTR device bound to driver '$driver'"
-    [ "$driver" = vmgenid ] || fail "the guest's vmgenid driver did not take the VM generation ID device"
+    read -r up clock genid device driver <<<"$(grep -ao "$pattern" "$work/c1.console" | tail -n 1 | sed 's/CHECK up=//; s/ [a-z]*=/ /g; s/ end//')"
+    # The source's ID is in the snapshot's memory file (guest address
+    # 0xdf000 = file offset 913408: the first region starts at 0).
+    source_id="$(od -An -tx1 -j 913408 -N16 "$snap/memory" | tr -d ' \n')"
+    say "VM generation ID: source $source_id, c1 $genid; ACPI VMGENCTR device ${device:-missing}, driver ${driver:-none, as the cloud kernel of the mbr appliance has no CONFIG_VMGENID}"
+    [ "$device" = yes ] || fail "the guest has no ACPI VMGENCTR device"
+    [ ${#genid} = 32 ] && [ ${#source_id} = 32 ] && [ "$genid" != "$source_id" ] ||
+        fail "c1's generation ID ($genid) is not a new one (source: $source_id)"
+    say "c1 has a new VM generation ID"
     age="$(since "$started")"
     host_clock="$(date +%s)"
     skew=$((clock - host_clock)); skew=${skew#-}
