@@ -46,6 +46,7 @@ fn three_clones_of_a_ready_appliance() {
         "SNAPSHOT-TEST c1's file: served by c1, not by c2",
         "SNAPSHOT-TEST 3 clones powered off, exit 0",
         "SNAPSHOT-TEST a fresh restore does not see c1's file; exit 0",
+        "SNAPSHOT-TEST --snapshot-when-ready: a snapshot of the clone",
         "SNAPSHOT-TEST refused truncated-memory: exit 1",
         "SNAPSHOT-TEST refused other-version: exit 1",
         "SNAPSHOT-TEST refused modified-package: exit 1",

@@ -27,6 +27,9 @@ const LEAF_CACHE: u32 = 4;
 const LEAF_TOPOLOGY: u32 = 0xb;
 const LEAF_TOPOLOGY_V2: u32 = 0x1f;
 const ECX_HYPERVISOR: u32 = 1 << 31;
+/// Advanced power management: EDX bit 8 is the invariant TSC.
+const LEAF_APM: u32 = 0x8000_0007;
+const EDX_INVARIANT_TSC: u32 = 1 << 8;
 
 /// Fill in the topology for vCPU `id` of `count` and apply `masks`.
 pub fn for_vcpu(base: &CpuId, id: u8, count: u8, masks: &[CpuidMask]) -> CpuId {
@@ -72,6 +75,13 @@ pub fn for_vcpu(base: &CpuId, id: u8, count: u8, masks: &[CpuidMask]) -> CpuId {
                     }
                 }
             }
+            // Hidden, as QEMU's CPU models hide it (it blocks migration
+            // there): with an invariant TSC, Linux prefers the TSC over
+            // kvm-clock as its clocksource, and a VM restored from a
+            // snapshot then keeps the time of the snapshot (its TSC goes
+            // on from the saved value), while kvm-clock is moved on by
+            // the time since (snapshot::VmState::clock_after).
+            LEAF_APM => e.edx &= !EDX_INVARIANT_TSC,
             _ => {}
         }
         for m in masks {
@@ -108,8 +118,14 @@ mod tests {
 
     #[test]
     fn topology_and_masks_are_written() {
-        let base =
-            CpuId::from_entries(&[entry(1, 0), entry(4, 0), entry(0xb, 0), entry(0xb, 1)]).unwrap();
+        let base = CpuId::from_entries(&[
+            entry(1, 0),
+            entry(4, 0),
+            entry(0xb, 0),
+            entry(0xb, 1),
+            entry(LEAF_APM, 0),
+        ])
+        .unwrap();
         let masks = [CpuidMask {
             leaf: 1,
             index: None,
@@ -126,5 +142,7 @@ mod tests {
         assert_eq!(e[2].edx, 3);
         assert_eq!(e[3].eax, 2);
         assert_eq!(e[3].ebx, 4);
+        assert_eq!(e[4].edx & EDX_INVARIANT_TSC, 0, "no invariant TSC");
+        assert_eq!(e[4].edx | EDX_INVARIANT_TSC, 0xffff_ffff, "the rest kept");
     }
 }
