@@ -122,9 +122,24 @@ impl VmState {
     /// The kvmclock to set at a restore `elapsed_ns` after the snapshot was
     /// taken: the guest's clock continues from the pause plus the wall time
     /// that passed, so its time of day is right and its uptime did not
-    /// jump backwards. Only the clock value is set (flags cleared: KVM
-    /// rejects flags it did not give on this host).
+    /// jump backwards.
+    ///
+    /// When KVM gave the host's real time with the clock (Linux 5.16 and
+    /// later, `KVM_CLOCK_REALTIME`), it is handed back with that flag and
+    /// KVM itself adds the real time that passed, measured at the moment of
+    /// KVM_SET_CLOCK (`elapsed_ns` is then unused: it was measured earlier,
+    /// before the VM was built). Otherwise only the clock value is set,
+    /// moved on by `elapsed_ns` (other flags are cleared: KVM rejects flags
+    /// it does not take).
     pub fn clock_after(&self, elapsed_ns: u64) -> kvm_clock_data {
+        if self.clock.flags & kvm_bindings::KVM_CLOCK_REALTIME != 0 {
+            return kvm_clock_data {
+                clock: self.clock.clock,
+                flags: kvm_bindings::KVM_CLOCK_REALTIME,
+                realtime: self.clock.realtime,
+                ..Default::default()
+            };
+        }
         kvm_clock_data {
             clock: self.clock.clock.saturating_add(elapsed_ns),
             ..Default::default()
@@ -148,4 +163,36 @@ pub struct MemoryRegion {
     pub guest_addr: u64,
     pub size: u64,
     pub file_offset: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vm_state(flags: u32) -> VmState {
+        VmState {
+            pic_master: Default::default(),
+            pic_slave: Default::default(),
+            ioapic: Default::default(),
+            pit: Default::default(),
+            clock: kvm_clock_data {
+                clock: 1_000,
+                flags: flags | kvm_bindings::KVM_CLOCK_TSC_STABLE,
+                realtime: 77,
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn the_clock_moves_on_by_kvms_real_time_or_by_the_elapsed_time() {
+        let with_realtime = vm_state(kvm_bindings::KVM_CLOCK_REALTIME).clock_after(500);
+        assert_eq!(
+            (with_realtime.clock, with_realtime.flags, with_realtime.realtime),
+            (1_000, kvm_bindings::KVM_CLOCK_REALTIME, 77),
+            "KVM adds the real time that passed itself"
+        );
+        let without = vm_state(0).clock_after(500);
+        assert_eq!((without.clock, without.flags), (1_500, 0));
+    }
 }
