@@ -198,6 +198,7 @@ pub(crate) fn start(plan: LaunchPlan, held: bool) -> Result<Instance, LaunchErro
         log: Some(console.clone()),
     };
     let initrd_file = boot.initrd_file;
+    let kernel_file = boot.kernel_file;
     let control = VmControl::new();
     if held {
         control.hold();
@@ -210,6 +211,7 @@ pub(crate) fn start(plan: LaunchPlan, held: bool) -> Result<Instance, LaunchErro
         .name(format!("vm-{name}"))
         .spawn(move || -> VmResult {
             let _initrd = initrd_file;
+            let _kernel = kernel_file;
             // passt starts here: its parent-death signal follows this thread.
             match net::start(&nic_plans, &ports) {
                 Ok((nics, lines)) => {

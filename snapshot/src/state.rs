@@ -188,7 +188,11 @@ mod tests {
     fn the_clock_moves_on_by_kvms_real_time_or_by_the_elapsed_time() {
         let with_realtime = vm_state(kvm_bindings::KVM_CLOCK_REALTIME).clock_after(500);
         assert_eq!(
-            (with_realtime.clock, with_realtime.flags, with_realtime.realtime),
+            (
+                with_realtime.clock,
+                with_realtime.flags,
+                with_realtime.realtime
+            ),
             (1_000, kvm_bindings::KVM_CLOCK_REALTIME, 77),
             "KVM adds the real time that passed itself"
         );

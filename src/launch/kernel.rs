@@ -16,6 +16,9 @@ pub struct BootChoice {
     pub initrd_path: Option<PathBuf>,
     /// The discovered initrd, written to the cache; removed when dropped.
     pub initrd_file: Option<tempfile::NamedTempFile>,
+    /// The discovered kernel, written to the cache (the VM reads it at each
+    /// boot, and a snapshot copies it); removed when dropped.
+    pub kernel_file: Option<tempfile::NamedTempFile>,
     pub cmdline: String,
     /// "/boot/vmlinuz-6.1 from \"Debian\"" or "FILE (--kernel)".
     pub description: String,
@@ -59,6 +62,7 @@ fn bios_choice(opts: &KernelOptions, why: &str) -> BootChoice {
         kernel: Kernel::Bios(image),
         initrd_path: None,
         initrd_file: None,
+        kernel_file: None,
         cmdline: String::new(),
     }
 }
@@ -83,6 +87,7 @@ pub fn choose_kernel(
             kernel: Kernel::Path(kernel.clone()),
             initrd_path: opts.initrd.clone(),
             initrd_file: None,
+            kernel_file: None,
             cmdline: boot_discovery::final_cmdline(&base, &over),
             description: format!("{} (--kernel)", kernel.display()),
         });
@@ -104,16 +109,20 @@ pub fn choose_kernel(
         tracing::info!("{r}");
     }
     let drivers = check_drivers(boot_disk, &plan);
+    let dir = ovf_loader::cache_dir()
+        .ok_or(LaunchError::NoCache)?
+        .join("boot");
+    let io = |source| LaunchError::Io {
+        path: dir.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    // The kernel as a file rather than bytes held for reboots: the
+    // instance's memory stays smaller, and a snapshot copies it.
+    let mut kernel_file = tempfile::NamedTempFile::new_in(&dir).map_err(io)?;
+    kernel_file.write_all(&plan.kernel).map_err(io)?;
     let (initrd_path, initrd_file) = match &plan.initrd {
         Some(bytes) => {
-            let dir = ovf_loader::cache_dir()
-                .ok_or(LaunchError::NoCache)?
-                .join("boot");
-            let io = |source| LaunchError::Io {
-                path: dir.clone(),
-                source,
-            };
-            std::fs::create_dir_all(&dir).map_err(io)?;
             let mut f = tempfile::NamedTempFile::new_in(&dir).map_err(io)?;
             f.write_all(bytes).map_err(io)?;
             // The kernel unpacks concatenated archives; ours goes last,
@@ -136,9 +145,10 @@ pub fn choose_kernel(
         ..over
     };
     Ok(BootChoice {
-        kernel: Kernel::Bytes(plan.kernel.clone()),
+        kernel: Kernel::Path(kernel_file.path().to_path_buf()),
         initrd_path,
         initrd_file,
+        kernel_file: Some(kernel_file),
         cmdline: boot_discovery::final_cmdline(&entry_cmdline, &over),
         description: format!("{} from \"{}\"", plan.kernel_path, plan.entry_title),
     })

@@ -291,7 +291,8 @@ impl Appliance {
         let opened = disks::open_disks(&self.pkg, &spec, layering, opts.progress.clone())?;
         let boot = kernel::choose_kernel(&opts.kernel, opened[0].config.source.clone())?;
         let smbios = plan::machine_identity(&self.pkg.descriptor, &name);
-        let snapshot = crate::snapshots::Source::new(&self.pkg, opts, &name, &machine, &opened);
+        let snapshot =
+            crate::snapshots::Source::new(&self.pkg, opts, &name, &machine, &opened, &boot);
         Ok(LaunchPlan {
             name,
             package: path,

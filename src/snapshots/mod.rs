@@ -4,6 +4,8 @@
 //! - `state`: the state file ([`snapshot::format`]: vCPUs, KVM devices,
 //!   emulated devices, where memory lies, and this layer's [`LaunchRecord`]);
 //! - `memory`: guest memory, sparse (holes for pages never written);
+//! - `kernel`, `initrd`: what the source booted (a clone boots them again
+//!   when its guest reboots, without searching the disk);
 //! - `diskN/`: each disk's frozen layer ([`disk_image::Overlay::freeze`]):
 //!   what the guest had written above the package at that moment. The
 //!   package itself is never copied; the record names it with its path and
@@ -28,7 +30,7 @@ pub use record::{LaunchRecord, RecordError};
 pub use restore::{restore, RestoreError, RestoreOptions};
 
 use crate::launch::disks::{layer_dir, OpenedDisk};
-use crate::launch::{LaunchOptions, MachinePlan};
+use crate::launch::{BootChoice, LaunchOptions, MachinePlan};
 use disk_image::Overlay;
 use ovf_loader::Package;
 use record::{DiskLayer, KernelRecord, NicRecord, RECORD_VERSION};
@@ -40,6 +42,10 @@ use std::time::Duration;
 pub const STATE_FILE: &str = "state";
 /// The memory file's name in a snapshot directory.
 pub const MEMORY_FILE: &str = "memory";
+/// The kernel's copy in a snapshot directory.
+pub const KERNEL_FILE: &str = "kernel";
+/// The initrd's copy in a snapshot directory (when the source had one).
+pub const INITRD_FILE: &str = "initrd";
 /// How long a snapshot may take before [`take`] gives up waiting (writing
 /// gigabytes of memory on a slow disk).
 const CAPTURE_TIMEOUT: Duration = Duration::from_secs(600);
@@ -49,6 +55,8 @@ const CAPTURE_TIMEOUT: Duration = Duration::from_secs(600);
 pub struct Source {
     pub(crate) record: LaunchRecord,
     pub(crate) overlays: Vec<Arc<Overlay>>,
+    /// The kernel and initrd files the VM boots (copied into a snapshot).
+    pub(crate) boot_files: Vec<(PathBuf, &'static str)>,
     pub(crate) restore: Option<vmm::RestoreFrom>,
 }
 
@@ -59,6 +67,7 @@ impl Source {
         name: &str,
         machine: &MachinePlan,
         disks: &[OpenedDisk],
+        boot: &BootChoice,
     ) -> Self {
         let record = LaunchRecord {
             version: RECORD_VERSION,
@@ -71,7 +80,11 @@ impl Source {
             system: opts.system.clone(),
             vcpus: machine.vcpus,
             memory_mib: machine.memory_mib,
-            kernel: KernelRecord::from(&opts.kernel),
+            kernel: KernelRecord {
+                cmdline: boot.cmdline.clone(),
+                has_initrd: boot.initrd_path.is_some(),
+                description: boot.description.clone(),
+            },
             properties: opts
                 .properties
                 .iter()
@@ -89,9 +102,17 @@ impl Source {
                 .collect(),
             no_reboot: opts.no_reboot,
         };
+        let mut boot_files = Vec::new();
+        if let vmm::Kernel::Path(p) = &boot.kernel {
+            boot_files.push((p.clone(), KERNEL_FILE));
+        }
+        if let Some(p) = &boot.initrd_path {
+            boot_files.push((p.clone(), INITRD_FILE));
+        }
         Source {
             record,
             overlays: disks.iter().map(|d| d.overlay.clone()).collect(),
+            boot_files,
             restore: None,
         }
     }
@@ -155,10 +176,14 @@ pub(crate) fn take(
     }
     let mut record = source.record.clone();
     let overlays = source.overlays.clone();
+    let boot_files = source.boot_files.clone();
     let hook_dir = dir.clone();
     let finish: vmm::FinishHook = Box::new(move |snap| {
         for (overlay, layer) in overlays.iter().zip(&record.disks) {
             overlay.freeze(&hook_dir.join(&layer.dir), &layer.fingerprint)?;
+        }
+        for (from, name) in &boot_files {
+            copy_file(from, &hook_dir.join(name))?;
         }
         record.taken_unix_ns = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -183,9 +208,35 @@ pub(crate) fn take(
     }
 }
 
+/// Copy with plain reads and writes: the VM's thread may not use
+/// copy_file_range(2) or sendfile(2), which `std::fs::copy` tries first.
+fn copy_file(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let mut src = std::fs::File::open(from)?;
+    let mut dst = std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .open(to)?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = src.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        dst.write_all(&buf[..n])?;
+    }
+    dst.sync_all()
+}
+
 /// Remove what [`take`] writes (not the directory, which may be the user's).
 fn remove_snapshot_files(dir: &Path, disks: usize) {
-    for name in [STATE_FILE, "state.new", MEMORY_FILE] {
+    for name in [
+        STATE_FILE,
+        "state.new",
+        MEMORY_FILE,
+        KERNEL_FILE,
+        INITRD_FILE,
+    ] {
         let _ = std::fs::remove_file(dir.join(name));
     }
     for i in 0..disks {

@@ -40,12 +40,17 @@ pub struct LaunchRecord {
     pub no_reboot: bool,
 }
 
+/// What the source booted, as the snapshot keeps it: its kernel and
+/// initrd are copied into the snapshot directory ([`super::KERNEL_FILE`],
+/// [`super::INITRD_FILE`]), so a clone neither searches the disk for them
+/// again nor checks the initramfs (and a reboot of a clone boots the same).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KernelRecord {
-    pub kernel: Option<PathBuf>,
-    pub initrd: Option<PathBuf>,
-    pub append: Vec<String>,
-    pub cmdline: Option<String>,
+    /// The final kernel command line.
+    pub cmdline: String,
+    pub has_initrd: bool,
+    /// What booted, for messages ("/boot/vmlinuz-6.1 from \"Debian\"").
+    pub description: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,25 +102,14 @@ impl LaunchRecord {
     }
 }
 
-impl From<&KernelOptions> for KernelRecord {
-    fn from(k: &KernelOptions) -> Self {
-        KernelRecord {
-            kernel: k.kernel.clone(),
-            initrd: k.initrd.clone(),
-            append: k.append.clone(),
-            cmdline: k.cmdline.clone(),
-        }
-    }
-}
-
 impl KernelRecord {
-    /// Direct boot with these choices (snapshots exist only of direct boots).
-    pub fn options(&self) -> KernelOptions {
+    /// Boot the snapshot's own copies in `dir` (direct boot, no search).
+    pub fn options(&self, dir: &std::path::Path) -> KernelOptions {
         KernelOptions {
-            kernel: self.kernel.clone(),
-            initrd: self.initrd.clone(),
-            append: self.append.clone(),
-            cmdline: self.cmdline.clone(),
+            kernel: Some(dir.join(super::KERNEL_FILE)),
+            initrd: self.has_initrd.then(|| dir.join(super::INITRD_FILE)),
+            append: Vec::new(),
+            cmdline: Some(self.cmdline.clone()),
             firmware: crate::launch::Firmware::Direct,
             bios: None,
         }
@@ -200,10 +194,9 @@ mod tests {
             vcpus: 2,
             memory_mib: 1024,
             kernel: KernelRecord {
-                kernel: None,
-                initrd: None,
-                append: vec!["quiet".into()],
-                cmdline: None,
+                cmdline: "console=ttyS0 quiet".into(),
+                has_initrd: true,
+                description: "/boot/vmlinuz".into(),
             },
             properties: vec![("k".into(), "v=1".into())],
             nics: vec![NicRecord {

@@ -88,7 +88,7 @@ pub fn read_state(dir: &Path) -> Result<(snapshot::Snapshot, LaunchRecord), Rest
 
 /// The launch options that plan the snapshot's machine again, with the
 /// clone's own name, ports, console and events from `opts`.
-pub fn clone_options(record: &LaunchRecord, opts: &LaunchOptions) -> LaunchOptions {
+pub fn clone_options(record: &LaunchRecord, dir: &Path, opts: &LaunchOptions) -> LaunchOptions {
     let mut o = opts.clone();
     o.configuration = record.configuration.clone();
     o.system = record.system.clone();
@@ -96,7 +96,7 @@ pub fn clone_options(record: &LaunchRecord, opts: &LaunchOptions) -> LaunchOptio
         cpus: Some(u32::from(record.vcpus)),
         memory_mib: Some(record.memory_mib),
     };
-    o.kernel = record.kernel.options();
+    o.kernel = record.kernel.options(dir);
     o.properties = record
         .properties
         .iter()
@@ -137,9 +137,11 @@ pub fn restore(dir: &Path, opts: &RestoreOptions) -> Result<LaunchPlan, RestoreE
         };
         app.verify(&trust, opts.launch.progress.clone())?;
     }
-    let launch = clone_options(&record, &opts.launch);
+    let launch = clone_options(&record, &dir, &opts.launch);
     let mut plan = app.plan_layered(&launch, Layering::Snapshot(&dir))?;
     check_shape(&record, &plan)?;
+    // What the source booted, not the snapshot's copy of it.
+    plan.boot.description = record.kernel.description.clone();
     plan.machine.nics = record
         .nics
         .iter()
@@ -214,14 +216,16 @@ mod tests {
         };
         own.overrides.cpus = Some(8);
         own.net.publish = vec!["0:80".parse().unwrap()];
-        let o = clone_options(&record(), &own);
+        let o = clone_options(&record(), Path::new("/snap"), &own);
         assert_eq!(o.name.as_deref(), Some("clone1"));
         assert_eq!(
             (o.overrides.cpus, o.overrides.memory_mib),
             (Some(2), Some(1024))
         );
         assert_eq!(o.configuration.as_deref(), Some("small"));
-        assert_eq!(o.kernel.append, vec!["quiet".to_string()]);
+        assert_eq!(o.kernel.cmdline.as_deref(), Some("console=ttyS0 quiet"));
+        assert_eq!(o.kernel.kernel.as_deref(), Some(Path::new("/snap/kernel")));
+        assert_eq!(o.kernel.initrd.as_deref(), Some(Path::new("/snap/initrd")));
         assert_eq!(o.kernel.firmware, crate::launch::Firmware::Direct);
         assert_eq!(
             (o.properties[0].key.as_str(), o.properties[0].value.as_str()),
