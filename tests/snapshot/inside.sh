@@ -180,9 +180,11 @@ clones() {
     "$bin" restore "$snap" -d --name fresh -p 0:80 --ready-when http:80 --snapshot-when-ready "$t/again" \
         > "$work/fresh.out" 2> "$work/fresh.stderr" || fail "fresh restore: $(cat "$work/fresh.stderr")"
     a="$("$bin" port fresh 80)"
-    [ "$(status_of "$a" /clone1.txt)" = 404 ] || fail "a fresh restore sees c1's file"
+    # The snapshot is taken the moment it is ready (the guest pauses).
     wait_for "$XDG_RUNTIME_DIR/ovf-run/fresh/events.jsonl" '"event":"snapshot"' 300 && [ -s "$t/again/state" ] ||
         fail "--snapshot-when-ready wrote no snapshot: $(cat "$XDG_RUNTIME_DIR/ovf-run/fresh/events.jsonl")"
+    code="$(status_of "$a" /clone1.txt)"
+    [ "$code" = 404 ] || fail "a fresh restore answers $code for c1's file (404 expected)"
     say "--snapshot-when-ready: a snapshot of the clone in $t/again ($(du -sk "$t/again" | cut -f1) KiB)"
     out="$("$bin" stop --time 120 fresh)" && grep -q 'exited with 0 (poweroff)' <<<"$out" ||
         fail "fresh did not power off: $out"
