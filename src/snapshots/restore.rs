@@ -56,6 +56,11 @@ pub enum RestoreError {
         expected: u64,
         found: u64,
     },
+    #[error("{}: the snapshot's copy of what its guest booted is missing: {source}", path.display())]
+    BootFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Launch(#[from] LaunchError),
 }
@@ -117,6 +122,7 @@ pub fn clone_options(record: &LaunchRecord, dir: &Path, opts: &LaunchOptions) ->
 pub fn restore(dir: &Path, opts: &RestoreOptions) -> Result<LaunchPlan, RestoreError> {
     let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     let (snap, record) = read_state(&dir)?;
+    check_boot_files(&dir, &record)?;
     let package = opts
         .package
         .clone()
@@ -164,6 +170,22 @@ pub fn restore(dir: &Path, opts: &RestoreOptions) -> Result<LaunchPlan, RestoreE
         elapsed_ns: now.saturating_sub(record.taken_unix_ns) as u64,
     });
     Ok(plan)
+}
+
+/// The snapshot's copies of the kernel and initrd must be there (a clone
+/// boots them when its guest reboots).
+fn check_boot_files(dir: &Path, record: &LaunchRecord) -> Result<(), RestoreError> {
+    let mut files = vec![super::KERNEL_FILE];
+    if record.kernel.has_initrd {
+        files.push(super::INITRD_FILE);
+    }
+    for name in files {
+        let path = dir.join(name);
+        if let Err(source) = std::fs::metadata(&path) {
+            return Err(RestoreError::BootFile { path, source });
+        }
+    }
+    Ok(())
 }
 
 /// The clone's own `--net` replaces the first NIC's mode (its MAC stays).
@@ -245,6 +267,19 @@ mod tests {
             (nics[0].mode.clone(), nics[0].mac),
             (crate::net::NetMode::None, [0x52, 0x54, 0, 1, 2, 3])
         );
+    }
+
+    #[test]
+    fn the_kernel_and_initrd_copies_must_be_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = record();
+        let e = check_boot_files(dir.path(), &r).unwrap_err();
+        assert!(e.to_string().contains("kernel"), "{e}");
+        std::fs::write(dir.path().join("kernel"), b"k").unwrap();
+        let e = check_boot_files(dir.path(), &r).unwrap_err();
+        assert!(e.to_string().contains("initrd"), "{e}");
+        r.kernel.has_initrd = false;
+        check_boot_files(dir.path(), &r).unwrap();
     }
 
     #[test]

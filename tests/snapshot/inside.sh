@@ -206,7 +206,7 @@ refused() {
 
 refusals() {
     mkdir -p "$t/cut" "$t/version"
-    cp "$snap/state" "$t/cut/state" && ln -s "$snap/disk0" "$t/cut/disk0" &&
+    cp "$snap/state" "$t/cut/state" && ln -s "$snap/disk0" "$snap/kernel" "$snap/initrd" "$t/cut/" &&
         truncate -s 1M "$t/cut/memory" || fail "cut setup"
     refused truncated-memory "$t/cut" "guest memory at 0x"
     cp "$snap/state" "$t/version/state" && ln -s "$snap/disk0" "$t/version/disk0" &&
