@@ -124,7 +124,8 @@ pub struct Saved {
     pub dir: PathBuf,
     /// How long the guest was paused.
     pub paused_for: Duration,
-    /// Bytes the memory file and the disk layers take on disk.
+    /// Bytes the snapshot directory takes on disk (state, memory, kernel
+    /// and initrd copies, disk layers; sparse files count what they hold).
     pub bytes_on_disk: u64,
 }
 
