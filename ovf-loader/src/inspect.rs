@@ -34,8 +34,10 @@ pub struct InspectReport {
     /// Why nothing bootable was found, when `boot` is null.
     pub boot_error: Option<String>,
     /// How `--firmware auto` would start it: "direct" (a Linux kernel was
-    /// found), "bios" (the disk's own boot loader through SeaBIOS), or null
-    /// when there is no disk to boot from.
+    /// found), "bios" (the disk's own boot loader through SeaBIOS), "none"
+    /// (no kernel found and the package names EFI firmware, which SeaBIOS
+    /// cannot stand in for: a run refuses it), or null when there is no
+    /// disk to boot from.
     pub firmware_auto: Option<String>,
 }
 

@@ -21,6 +21,9 @@ pub struct MachineSpec {
     pub disks: Vec<DiskSpec>,
     pub cdroms: Vec<CdromSpec>,
     pub nics: Vec<NicSpec>,
+    /// The firmware the package names (`vmw:Config firmware`): a layout
+    /// hint, not a requirement (the kernel is booted directly either way).
+    pub firmware: Option<crate::model::FirmwareHint>,
     pub ignored: Vec<IgnoredItem>,
     pub warnings: Vec<String>,
 }
@@ -145,6 +148,7 @@ pub fn machine_spec(
         disks: Vec::new(),
         cdroms: Vec::new(),
         nics: Vec::new(),
+        firmware: hw.firmware,
         ignored: Vec::new(),
         warnings: Vec::new(),
     };

@@ -3,6 +3,7 @@
 use super::{human_bytes, open_package};
 use clap::Args;
 use ovf_loader::inspect::{inspect_with_properties, InspectReport};
+use ovf_loader::model::FirmwareHint;
 use ovf_loader::properties::ValueSource;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -82,6 +83,7 @@ fn find_boot(pkg: &ovf_loader::Package, report: &mut InspectReport) -> Option<St
         return None;
     };
     let hw = system.hardware.as_ref().expect("filtered above");
+    let efi_hint = hw.firmware == Some(FirmwareHint::Efi);
     let Some(disk) = hw.disks.first() else {
         report.boot_error = Some(format!("virtual system '{}' has no disk", system.id));
         return None;
@@ -126,7 +128,12 @@ fn find_boot(pkg: &ovf_loader::Package, report: &mut InspectReport) -> Option<St
         }
         Err(e) => {
             report.boot_error = Some(e.to_string());
-            report.firmware_auto = Some("bios".into());
+            // SeaBIOS cannot start a UEFI-only disk: a run refuses it.
+            report.firmware_auto = Some(if efi_hint {
+                "none".into()
+            } else {
+                "bios".into()
+            });
             return None;
         }
     }
@@ -256,6 +263,11 @@ fn print_text(r: &InspectReport) {
             (Some(h), _) => {
                 println!("  CPUs:      {}", h.vcpus);
                 println!("  Memory:    {}", human_bytes(h.memory_bytes));
+                match h.firmware {
+                    Some(FirmwareHint::Efi) => println!("  Firmware:  EFI in the package (vmw:Config firmware=\"efi\"): the disk is read through its EFI System Partition; the kernel boots directly"),
+                    Some(FirmwareHint::Bios) => println!("  Firmware:  BIOS in the package"),
+                    None => {}
+                }
                 for (i, d) in h.disks.iter().enumerate() {
                     let file = r.disks.iter().find(|x| x.disk_id == d.disk_id);
                     println!(
@@ -360,6 +372,7 @@ fn print_text(r: &InspectReport) {
     }
     match r.firmware_auto.as_deref() {
         Some("direct") => println!("Firmware:  --firmware auto boots the kernel above directly"),
+        Some("none") => println!("Firmware:  --firmware auto refuses it: no kernel to boot directly, and the package was made for EFI firmware, which ovf-run does not have"),
         Some(_) => {
             println!("Firmware:  --firmware auto boots the disk's own boot loader through SeaBIOS")
         }

@@ -67,9 +67,14 @@ fn bios_choice(opts: &KernelOptions, why: &str) -> BootChoice {
     }
 }
 
+/// What boots: the BIOS, `--kernel`, or the kernel discovery finds on the
+/// boot disk. `hint` is the firmware the package names: with `auto`, an
+/// EFI package whose kernel is not found is refused rather than handed to
+/// SeaBIOS, which cannot start a UEFI-only disk.
 pub fn choose_kernel(
     opts: &KernelOptions,
     boot_disk: Arc<dyn BlockSource>,
+    hint: Option<ovf_loader::model::FirmwareHint>,
 ) -> Result<BootChoice, LaunchError> {
     if opts.firmware == Firmware::Bios {
         return Ok(bios_choice(opts, "--firmware bios"));
@@ -99,6 +104,12 @@ pub fn choose_kernel(
     // The discovery error already says what was found and what is missing.
     let plan = match boot_discovery::discover(boot_disk.clone()) {
         Ok(plan) => plan,
+        Err(source)
+            if opts.firmware == Firmware::Auto
+                && hint == Some(ovf_loader::model::FirmwareHint::Efi) =>
+        {
+            return Err(LaunchError::EfiOnly { source });
+        }
         Err(e) if opts.firmware == Firmware::Auto => {
             tracing::warn!("no kernel to boot directly ({e}); booting through the BIOS instead");
             return Ok(bios_choice(opts, "no kernel found for direct boot"));

@@ -82,6 +82,13 @@ pub enum LaunchError {
     Overlay(#[from] disk_image::DiskError),
     #[error(transparent)]
     Boot(#[from] boot_discovery::DiscoveryError),
+    /// The package names EFI firmware and no kernel was found to boot
+    /// directly: SeaBIOS cannot start a UEFI-only disk.
+    #[error("{source}\nthe package was made for EFI firmware (vmw:Config firmware=\"efi\"), which ovf-run does not have: --firmware bios cannot start a UEFI-only disk; give --kernel (and --initrd, --cmdline) to boot its system directly")]
+    EfiOnly {
+        #[source]
+        source: boot_discovery::DiscoveryError,
+    },
     #[error(transparent)]
     State(#[from] StateError),
     #[error(transparent)]
@@ -289,7 +296,7 @@ impl Appliance {
             None => None,
         };
         let opened = disks::open_disks(&self.pkg, &spec, layering, opts.progress.clone())?;
-        let boot = kernel::choose_kernel(&opts.kernel, opened[0].config.source.clone())?;
+        let boot = kernel::choose_kernel(&opts.kernel, opened[0].config.source.clone(), spec.firmware)?;
         let smbios = plan::machine_identity(&self.pkg.descriptor, &name);
         let snapshot =
             crate::snapshots::Source::new(&self.pkg, opts, &name, &machine, &opened, &boot);

@@ -179,6 +179,7 @@ mod tests {
                     mac: None,
                 })
                 .collect(),
+            firmware: None,
             ignored: Vec::new(),
             warnings: Vec::new(),
         }

@@ -120,6 +120,20 @@ pub struct HardwareSection {
     pub transport: Vec<String>,
     pub system_types: Vec<String>,
     pub items: Vec<Item>,
+    /// The firmware the exporting hypervisor booted it with (VMware's
+    /// `<vmw:Config vmw:key="firmware" vmw:value="efi"/>`): a hint at the
+    /// disk's layout (an EFI System Partition, no BIOS boot code).
+    pub firmware: Option<FirmwareHint>,
+}
+
+/// Firmware named by the package; ovf-run boots the kernel directly either
+/// way, so this only tells where the boot files are and what a firmware
+/// boot would need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FirmwareHint {
+    Bios,
+    Efi,
 }
 
 /// Which CIM class an item was written as.

@@ -191,8 +191,13 @@ fn parse_hardware(section: &Element, context: &str, ctx: &mut Ctx) -> Result<Har
             .unwrap_or_default(),
         system_types: Vec::new(),
         items: Vec::new(),
+        firmware: None,
     };
     for child in &section.children {
+        if let Some(hint) = vmware_firmware(child) {
+            hw.firmware = Some(hint);
+            continue;
+        }
         match child.name.as_str() {
             "System" => {
                 if let Some(t) = child.child_text("VirtualSystemType") {
@@ -229,6 +234,24 @@ fn parse_hardware(section: &Element, context: &str, ctx: &mut Ctx) -> Result<Har
         }
     }
     Ok(hw)
+}
+
+/// `<vmw:Config vmw:key="firmware" vmw:value="efi|bios"/>` (any value other
+/// than `efi` is the BIOS, as vSphere treats it).
+fn vmware_firmware(child: &Element) -> Option<FirmwareHint> {
+    let vmware = |ns: Option<&str>| ns.is_some_and(|n| n.contains("vmware"));
+    if child.name != "Config" || !vmware(child.ns.as_deref()) {
+        return None;
+    }
+    if child.attr_where("key", vmware)? != "firmware" {
+        return None;
+    }
+    let value = child.attr_where("value", vmware)?;
+    Some(if value.trim().eq_ignore_ascii_case("efi") {
+        FirmwareHint::Efi
+    } else {
+        FirmwareHint::Bios
+    })
 }
 
 fn parse_item(item: &Element) -> Result<Item> {
