@@ -20,16 +20,29 @@ pub enum Variant {
     /// No Linux: an MBR disk whose GRUB prints a marker and halts (only
     /// firmware boot starts it).
     GrubOnly,
+    /// Made as for VMware: host-only initramfs (`MODULES=list`, VMware's
+    /// drivers, no virtio), `root=/dev/sda1`, `linux-image-amd64`.
+    Vmware,
+    /// UEFI-only: GPT with an EFI System Partition, GRUB x86_64-efi, no
+    /// BIOS boot code, `vmw:Config firmware="efi"`.
+    Uefi,
+    /// Root and `/boot` in btrfs subvolume `@` (zstd-compressed), GRUB
+    /// i386-pc with paths `/@/boot/...`.
+    Btrfs,
 }
 
 impl Variant {
-    /// The name the scripts use (`mbr`, `gpt`, `cloudinit`, `grubonly`).
+    /// The name the scripts use (`mbr`, `gpt`, `cloudinit`, `grubonly`,
+    /// `vmware`, `uefi`, `btrfs`).
     pub fn name(self) -> &'static str {
         match self {
             Variant::Mbr => "mbr",
             Variant::Gpt => "gpt",
             Variant::Cloudinit => "cloudinit",
             Variant::GrubOnly => "grubonly",
+            Variant::Vmware => "vmware",
+            Variant::Uefi => "uefi",
+            Variant::Btrfs => "btrfs",
         }
     }
 }
