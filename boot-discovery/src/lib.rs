@@ -25,6 +25,7 @@ pub mod initramfs;
 pub mod load;
 pub mod lvm;
 pub mod partition;
+pub mod pe;
 pub mod view;
 pub mod volumes;
 
