@@ -72,12 +72,16 @@ pub struct Uki {
 
 fn le16(d: &[u8], at: u64) -> Option<u16> {
     let at = usize::try_from(at).ok()?;
-    Some(u16::from_le_bytes(d.get(at..at.checked_add(2)?)?.try_into().ok()?))
+    Some(u16::from_le_bytes(
+        d.get(at..at.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 
 fn le32(d: &[u8], at: u64) -> Option<u32> {
     let at = usize::try_from(at).ok()?;
-    Some(u32::from_le_bytes(d.get(at..at.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        d.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 fn truncated(needed: u64, head: &[u8]) -> PeError {
@@ -137,7 +141,11 @@ pub fn sections(head: &[u8], file_len: u64) -> Result<Vec<Section>, PeError> {
         let field = |off: u64| le32(head, at + off).map(u64::from).unwrap_or(0);
         let (vsize, raw_size, raw_ptr) = (field(8), field(16), field(20));
         // VirtualSize is the real length; 0 (some linkers) means "raw".
-        let len = if vsize == 0 { raw_size } else { vsize.min(raw_size) };
+        let len = if vsize == 0 {
+            raw_size
+        } else {
+            vsize.min(raw_size)
+        };
         let end = raw_ptr + len;
         if end > file_len {
             return Err(PeError::OutOfFile {

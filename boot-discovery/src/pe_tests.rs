@@ -51,7 +51,10 @@ fn hostile_headers_are_refused() {
     assert!(matches!(sections(b"MZ", 2), Err(PeError::Truncated { .. })));
     let mut d = image(&[], 0, 0x200);
     d[0x3c..0x40].copy_from_slice(&u32::MAX.to_le_bytes());
-    assert_eq!(sections(&d, 0x200), Err(PeError::BadLfanew(u32::MAX as u64)));
+    assert_eq!(
+        sections(&d, 0x200),
+        Err(PeError::BadLfanew(u32::MAX as u64))
+    );
     let mut d = image(&[], 0, 0x200);
     d[0x80] = b'X';
     assert_eq!(sections(&d, 0x200), Err(PeError::NoSignature(0x80)));
@@ -61,10 +64,16 @@ fn hostile_headers_are_refused() {
     // Table cut off by the end of what was read.
     let mut d = image(&[(".linux", 0x100, 0x10, 0x10)], 0xf0, 0x400);
     d.truncate(0x190);
-    assert!(matches!(sections(&d, 0x1000), Err(PeError::Truncated { .. })));
+    assert!(matches!(
+        sections(&d, 0x1000),
+        Err(PeError::Truncated { .. })
+    ));
     // Optional header size pushing the table past the bytes.
     let d = image(&[], 0xffff, 0x200);
-    assert!(matches!(sections(&d, 0x200), Err(PeError::Truncated { .. })));
+    assert!(matches!(
+        sections(&d, 0x200),
+        Err(PeError::Truncated { .. })
+    ));
 }
 
 #[test]
@@ -75,7 +84,10 @@ fn sections_beyond_the_file_or_overlapping_are_refused() {
         Err(PeError::OutOfFile { ref name, .. }) if name == ".linux"
     ));
     let d = image(
-        &[(".linux", 0x200, 0x100, 0x100), (".initrd", 0x280, 0x100, 0x100)],
+        &[
+            (".linux", 0x200, 0x100, 0x100),
+            (".initrd", 0x280, 0x100, 0x100),
+        ],
         0,
         0x400,
     );
@@ -90,13 +102,19 @@ fn sections_beyond_the_file_or_overlapping_are_refused() {
         0,
         0x400,
     );
-    assert_eq!(uki(&sections(&d, 0x400).unwrap()).unwrap().linux, Some(0x200..0x280));
+    assert_eq!(
+        uki(&sections(&d, 0x400).unwrap()).unwrap().linux,
+        Some(0x200..0x280)
+    );
 }
 
 #[test]
 fn os_release_names() {
     let t = "NAME=\"Debian GNU/Linux\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n";
-    assert_eq!(pretty_name(t).as_deref(), Some("Debian GNU/Linux 12 (bookworm)"));
+    assert_eq!(
+        pretty_name(t).as_deref(),
+        Some("Debian GNU/Linux 12 (bookworm)")
+    );
     assert_eq!(pretty_name("NAME=Arch\n").as_deref(), Some("Arch"));
     assert_eq!(pretty_name("PRETTY_NAME=\"\"\n"), None);
 }
