@@ -93,7 +93,7 @@ pub(super) fn from_uki(scan: &DiskScan, load: Load, reasons: &mut Vec<String>) -
             }
             Err(Bad::Skip(e)) => {
                 reasons.push(format!("{}: {e}; systemd-boot would not list it", f.path));
-                why = "the images before it are not UKIs".to_string();
+                why = "it sorts first among the images that are UKIs (newest version)".to_string();
             }
             Err(Bad::Fail(e)) => return Some(Err(format!("{}: {e}", f.path))),
         }
