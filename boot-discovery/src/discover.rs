@@ -395,6 +395,9 @@ fn load_entry(
     load: Load,
     reasons: &mut Vec<String>,
 ) -> Result<BootPlan, String> {
+    if e.efi {
+        return uki_boot::load_bls_efi(scan, e, cfg_vol, load, reasons);
+    }
     let pick = |path: &str| -> (Option<usize>, String) {
         let (dev, p) = split_device(path);
         let dev = dev.or(e.device.as_deref());

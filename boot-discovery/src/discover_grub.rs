@@ -201,7 +201,11 @@ fn choose_and_load(
                     .as_deref()
                     .and_then(|r| resolve_device(r, &scan.volumes))
                     .unwrap_or(vi);
-                let entries = bls_entries(&scan.volumes[bv], env);
+                // GRUB's blscfg needs a `linux` key; `efi` entries are systemd-boot's.
+                let entries: Vec<_> = bls_entries(&scan.volumes[bv], env)
+                    .into_iter()
+                    .filter(|e| !e.efi)
+                    .collect();
                 reasons.push(format!(
                     "blscfg: {} Boot Loader Spec entries on {}",
                     entries.len(),

@@ -11,9 +11,11 @@
 
 use super::{glob, kernel_note, read_text, Attempt, BootPlan};
 use crate::config::bls::vercmp;
+use crate::config::BootEntry;
 use crate::load::{Load, MAX_INITRD, MAX_KERNEL};
 use crate::partition::human_size;
 use crate::pe::{self, MAX_HEADERS};
+use crate::volumes::split_device;
 use crate::volumes::DiskScan;
 use std::ops::Range;
 
@@ -236,6 +238,48 @@ fn load_uki(scan: &DiskScan, f: &Found, load: Load) -> Result<BootPlan, Bad> {
         entry_title: title,
         reasons: why,
     })
+}
+
+/// A Boot Loader Spec entry whose `efi` key names a UKI: load the image
+/// from the entry's volume. Its `options`, when given, replace `.cmdline`,
+/// as systemd 252's stub does for options its loader passes without
+/// Secure Boot (ovf-run boots without it).
+pub(super) fn load_bls_efi(
+    scan: &DiskScan,
+    e: &BootEntry,
+    cfg_vol: Option<usize>,
+    load: Load,
+    reasons: &mut Vec<String>,
+) -> Result<BootPlan, String> {
+    let (_, path) = split_device(&e.kernel);
+    let path = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
+    };
+    let found = Found {
+        vol: cfg_vol.unwrap_or(0),
+        name: path.rsplit('/').next().unwrap_or("").to_string(),
+        path,
+    };
+    if found.vol >= scan.volumes.len() {
+        return Err(format!("entry \"{}\": no volume for {}", e.title, e.kernel));
+    }
+    let mut plan = load_uki(scan, &found, load).map_err(|b| match b {
+        Bad::Skip(m) | Bad::Fail(m) => format!("entry \"{}\": efi {}: {m}", e.title, found.path),
+    })?;
+    if !e.args.is_empty() {
+        plan.reasons.push(format!(
+            "the entry's options replace the image's .cmdline (the stub takes its loader's options without Secure Boot): \"{}\"",
+            e.args
+        ));
+        plan.cmdline = e.args.clone();
+    }
+    plan.entry_title = e.title.clone();
+    let mut all = std::mem::take(reasons);
+    all.append(&mut plan.reasons);
+    plan.reasons = all;
+    Ok(plan)
 }
 
 fn check_caps(linux: &Range<u64>, initrd: Option<&Range<u64>>) -> Result<(), Bad> {

@@ -363,3 +363,36 @@ fn configfile_loops_end_and_fall_back() {
         .join("\n")
         .contains("trying the next GRUB config"));
 }
+
+#[test]
+fn bls_entry_with_efi_key_boots_the_uki_it_names() {
+    if !have_stub() || !tools(&[]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (k, i) = (bzimage(7, 12_000), b"uki initrd".repeat(100));
+    let uki = std::fs::read(make_uki(tmp.path(), "u", &k, &i, "root=/dev/vda2 ro")).unwrap();
+    let entry = b"title   Debian via efi key\nefi     /EFI/debian/linux-6.1.efi\noptions root=/dev/vda2 ro console=ttyS0\n";
+    let disk = esp_disk(
+        tmp.path(),
+        &[
+            ("/loader/entries/debian-uki.conf", entry),
+            ("/EFI/debian/linux-6.1.efi", &uki),
+        ],
+        &[],
+    );
+    let plan = discover(source(&disk)).unwrap();
+    assert_eq!(plan.kernel, k);
+    assert_eq!(plan.initrd.as_deref(), Some(&i[..]));
+    assert_eq!(plan.cmdline, "root=/dev/vda2 ro console=ttyS0");
+    assert_eq!(plan.entry_title, "Debian via efi key");
+    let why = plan.reasons.join("\n");
+    assert!(
+        why.contains("Boot Loader Spec entries on partition 1"),
+        "{why}"
+    );
+    assert!(
+        why.contains("options replace the image's .cmdline"),
+        "{why}"
+    );
+}

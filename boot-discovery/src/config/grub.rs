@@ -276,6 +276,7 @@ fn run(stmts: &[Stmt], sc: &mut Scope) {
                     args: args.join(" "),
                     device: inner.root_at_linux.take().filter(|r| !r.is_empty()),
                     version: None,
+                    efi: false,
                 });
                 sc.items.push(match kind {
                     BlockKind::Submenu => MenuItem::Submenu { title, id, items },
