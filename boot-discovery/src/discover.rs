@@ -92,7 +92,7 @@ impl BootPlan {
 }
 
 /// What a kernel image looks like, for a warning when it is not bootable.
-pub(crate) fn kernel_note(path: &str, k: &[u8], load: Load) -> Option<String> {
+fn kernel_note(path: &str, k: &[u8], load: Load) -> Option<String> {
     // Described plans have no bytes to look at.
     let bzimage = k.len() > 0x206 && &k[0x202..0x206] == b"HdrS";
     if load == Load::SizesOnly || bzimage {

@@ -30,7 +30,7 @@ const MAX_HOPS: usize = 4;
 /// order and the removable-media `EFI/BOOT` last (firmware falls back to
 /// it only without a boot entry of its own). FAT names are matched
 /// without regard to case, as FAT does.
-fn esp_configs(scan: &DiskScan) -> Vec<(usize, String, String)> {
+fn esp_configs(scan: &DiskScan) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     for (i, v) in scan.volumes.iter().enumerate() {
         if v.fs.kind() != "vfat" {
@@ -41,12 +41,7 @@ fn esp_configs(scan: &DiskScan) -> Vec<(usize, String, String)> {
         };
         dirs.truncate(MAX_ESP_DIRS);
         dirs.sort_by_key(|d| (d.eq_ignore_ascii_case("BOOT"), d.to_ascii_lowercase()));
-        for d in dirs {
-            let path = format!("/EFI/{d}/grub.cfg");
-            if let Some(text) = read_text(v, &path) {
-                out.push((i, path, text));
-            }
-        }
+        out.extend(dirs.iter().map(|d| (i, format!("/EFI/{d}/grub.cfg"))));
     }
     out
 }
@@ -54,7 +49,11 @@ fn esp_configs(scan: &DiskScan) -> Vec<(usize, String, String)> {
 pub(super) fn from_grub(scan: &DiskScan, load: Load, reasons: &mut Vec<String>) -> Attempt {
     let mut seen = HashSet::new();
     let mut first_err = None;
-    for (vi, path, text) in esp_configs(scan) {
+    for (vi, path) in esp_configs(scan) {
+        // Read one at a time: each may be up to MAX_CONFIG.
+        let Some(text) = read_text(&scan.volumes[vi], &path) else {
+            continue;
+        };
         reasons.push(format!(
             "EFI boot loader config: {path} on {} (what the ESP's GRUB reads first)",
             scan.volumes[vi].describe()
@@ -70,7 +69,7 @@ pub(super) fn from_grub(scan: &DiskScan, load: Load, reasons: &mut Vec<String>) 
     let Some((vi, path, text)) = find_first(scan, &GRUB_CFGS) else {
         return first_err.map(Err);
     };
-    if seen.contains(&(vi, path.to_ascii_lowercase())) {
+    if seen.contains(&seen_key(scan, vi, path)) {
         return first_err.map(Err);
     }
     Some(run_config(
@@ -94,7 +93,7 @@ fn run_config(
     let (mut vi, mut path, mut text) = start;
     let mut from: Option<NextConfig> = None;
     for _ in 0..=MAX_HOPS {
-        seen.insert((vi, path.to_ascii_lowercase()));
+        seen.insert(seen_key(scan, vi, &path));
         let env = read_grubenv(scan, vi, &path, reasons);
         let menu = grub::read_menu_from(&text, &env, from.as_ref());
         let Some(next) = menu.next.clone().filter(|_| menu.items.is_empty()) else {
@@ -111,7 +110,7 @@ fn run_config(
             next.path,
             scan.volumes[to_vi].describe()
         ));
-        if seen.contains(&(to_vi, to_path.to_ascii_lowercase())) {
+        if seen.contains(&seen_key(scan, to_vi, &to_path)) {
             return Err(format!(
                 "{path}: {} {to_path} loops back to a config already read",
                 next.command
@@ -129,6 +128,15 @@ fn run_config(
     Err(format!(
         "{path}: more than {MAX_HOPS} configfile hand-overs"
     ))
+}
+
+/// A config's identity for loop detection: FAT names ignore case.
+fn seen_key(scan: &DiskScan, vi: usize, path: &str) -> (usize, String) {
+    if scan.volumes[vi].fs.kind() == "vfat" {
+        (vi, path.to_ascii_lowercase())
+    } else {
+        (vi, path.to_string())
+    }
 }
 
 /// The volume and path a hand-over names: its own `(device)`, else the
