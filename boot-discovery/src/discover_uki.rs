@@ -32,6 +32,9 @@ const MAX_SMALL: u64 = 64 * 1024;
 /// make).
 const MAX_PREFIX: u64 = 4 << 20;
 
+/// Longer than any FAT long name (255) with room for globbing.
+const MAX_PATTERN: usize = 512;
+
 /// One image found: volume, full path, file name.
 struct Found {
     vol: usize,
@@ -109,6 +112,7 @@ pub(super) fn from_uki(scan: &DiskScan, load: Load, reasons: &mut Vec<String>) -
 /// of the first image it matches (with or without `.efi`).
 fn loader_default(scan: &DiskScan, found: &[Found]) -> Option<(String, usize)> {
     let mut vols: Vec<usize> = found.iter().map(|f| f.vol).collect();
+    vols.sort_unstable();
     vols.dedup();
     vols.into_iter().find_map(|v| {
         let text = read_text(&scan.volumes[v], "/loader/loader.conf")?;
@@ -116,6 +120,10 @@ fn loader_default(scan: &DiskScan, found: &[Found]) -> Option<(String, usize)> {
             let (k, v) = l.trim().split_once(char::is_whitespace)?;
             (k == "default").then(|| v.trim().to_string())
         })?;
+        // Entry names are short; a longer pattern matches none of them.
+        if pat.len() > MAX_PATTERN {
+            return None;
+        }
         let at = found.iter().position(|f| {
             let stem = &f.name[..f.name.len() - 4];
             glob(&pat, &f.name) || glob(&pat, stem)
