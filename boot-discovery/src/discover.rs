@@ -2,7 +2,7 @@
 //! real machine would honour them, load the default entry's kernel and
 //! initrd, and record why at every step.
 
-use crate::config::{bls, extlinux, grub, grubenv, BootEntry};
+use crate::config::{bls, extlinux, grubenv, BootEntry};
 use crate::error::DiscoveryError;
 use crate::load::{load_file, Load, MAX_INITRD, MAX_KERNEL};
 use crate::partition::{human_size, PartitionInfo};
@@ -10,6 +10,13 @@ use crate::volumes::{read_anywhere, resolve_device, scan, split_device, DiskScan
 use block_source::BlockSource;
 use std::collections::HashMap;
 use std::sync::Arc;
+
+#[path = "discover_grub.rs"]
+mod grub_boot;
+#[path = "discover_uki.rs"]
+mod uki_boot;
+use grub_boot::from_grub;
+use uki_boot::from_uki;
 
 /// Boot loader configs are kilobytes.
 const MAX_CONFIG: u64 = 4 << 20;
@@ -132,7 +139,13 @@ fn plan(disk: Arc<dyn BlockSource>, load: Load) -> Result<BootPlan, DiscoveryErr
     reasons.extend(scan.layout.notes.iter().cloned());
     let mut failures: Vec<String> = Vec::new();
 
-    for strategy in [from_grub, from_bls_only, from_extlinux, from_links] {
+    for strategy in [
+        from_grub,
+        from_bls_only,
+        from_uki,
+        from_extlinux,
+        from_links,
+    ] {
         match strategy(&scan, load, &mut reasons) {
             Some(Ok(plan)) => return Ok(plan),
             Some(Err(e)) => {
@@ -206,68 +219,6 @@ fn bls_entries(v: &Volume, env: &HashMap<String, String>) -> Vec<BootEntry> {
     }
     bls::sort_entries(&mut out);
     out.into_iter().map(|e| e.entry).collect()
-}
-
-fn from_grub(scan: &DiskScan, load: Load, reasons: &mut Vec<String>) -> Attempt {
-    let (vi, cfg_path, text) = find_first(scan, &GRUB_CFGS)?;
-    let vol = &scan.volumes[vi];
-    let env_path = format!(
-        "{}/grubenv",
-        cfg_path.rsplit_once('/').map(|x| x.0).unwrap_or("")
-    );
-    let env = vol
-        .fs
-        .read_file(&env_path, 64 * 1024)
-        .ok()
-        .flatten()
-        .map(|d| grubenv::parse(&d))
-        .unwrap_or_default();
-    reasons.push(format!(
-        "boot loader: GRUB 2, {cfg_path} on {}",
-        vol.describe()
-    ));
-    if let Some(s) = env.get("saved_entry") {
-        reasons.push(format!("{env_path} has saved_entry={s}"));
-    }
-    let menu = grub::read_menu(&text, &env);
-    // Replace the blscfg placeholder with the entries it would generate.
-    let mut items = Vec::new();
-    for it in &menu.items {
-        match it {
-            grub::MenuItem::Bls { root } => {
-                let bv = root
-                    .as_deref()
-                    .and_then(|r| resolve_device(r, &scan.volumes))
-                    .unwrap_or(vi);
-                let entries = bls_entries(&scan.volumes[bv], &env);
-                reasons.push(format!(
-                    "blscfg: {} Boot Loader Spec entries on {}",
-                    entries.len(),
-                    scan.volumes[bv].describe()
-                ));
-                items.extend(entries.into_iter().map(|mut e| {
-                    e.device = root.clone();
-                    grub::MenuItem::Entry {
-                        title: e.title.clone(),
-                        id: e.id.clone(),
-                        boot: Some(e),
-                    }
-                }));
-            }
-            other => items.push(other.clone()),
-        }
-    }
-    let Some(choice) = grub::choose(&menu, &items) else {
-        return Some(Err(format!(
-            "{cfg_path} on {} has no menu entry with a linux line",
-            vol.describe()
-        )));
-    };
-    reasons.push(format!(
-        "entry \"{}\": {}",
-        choice.entry.title, choice.reason
-    ));
-    Some(load_entry(scan, choice.entry, Some(vi), load, reasons))
 }
 
 fn from_bls_only(scan: &DiskScan, load: Load, reasons: &mut Vec<String>) -> Attempt {
@@ -444,6 +395,9 @@ fn load_entry(
     load: Load,
     reasons: &mut Vec<String>,
 ) -> Result<BootPlan, String> {
+    if e.efi {
+        return uki_boot::load_bls_efi(scan, e, cfg_vol, load, reasons);
+    }
     let pick = |path: &str| -> (Option<usize>, String) {
         let (dev, p) = split_device(path);
         let dev = dev.or(e.device.as_deref());
@@ -530,8 +484,10 @@ fn report(scan: &DiskScan, failures: &[String]) -> String {
     for f in failures {
         r.push_str(&format!("  problem: {f}\n"));
     }
-    let mut looked: Vec<String> = GRUB_CFGS.iter().map(|s| s.to_string()).collect();
+    let mut looked = vec![grub_boot::ESP_GRUB_CFGS.to_string()];
+    looked.extend(GRUB_CFGS.iter().map(|s| s.to_string()));
     looked.extend(BLS_DIRS.iter().map(|d| format!("{d}/*.conf")));
+    looked.extend(uki_boot::UKI_DIRS.iter().map(|d| format!("{d}/*.efi")));
     looked.extend(EXTLINUX_CFGS.iter().map(|s| s.to_string()));
     looked.extend(LINKS.iter().map(|(k, _)| k.to_string()));
     r.push_str(&format!(

@@ -3,8 +3,12 @@
 //!
 //! The disk is read in place through [`BlockSource`]: partition table (MBR
 //! with logical partitions, GPT, or none), LVM2 linear volumes, ext2/3/4, FAT
-//! and XFS, then the boot loader's own configuration (GRUB 2, Boot Loader
-//! Spec, extlinux/syslinux) or, failing those, the `/vmlinuz` links.
+//! and XFS, then the boot loader's own configuration, in this order: GRUB 2
+//! (the EFI System Partition's `/EFI/*/grub.cfg` first, its stub's
+//! `configfile` followed to the real menu, then `/boot/grub/grub.cfg` and
+//! kin), Boot Loader Spec type #1 entries, unified kernel images
+//! (`EFI/Linux/*.efi`, read with [`pe`]), extlinux/syslinux, or, failing
+//! those, the `/vmlinuz` links.
 //!
 //! ```no_run
 //! # use std::sync::Arc;
@@ -25,6 +29,7 @@ pub mod initramfs;
 pub mod load;
 pub mod lvm;
 pub mod partition;
+pub mod pe;
 pub mod view;
 pub mod volumes;
 

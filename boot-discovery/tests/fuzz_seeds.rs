@@ -64,6 +64,29 @@ fn disk_inputs() {
 }
 
 #[test]
+fn pe_inputs() {
+    use boot_discovery::pe;
+    let mut ukis = 0;
+    for (path, data) in fuzz_inputs::inputs(fuzz_dir(), "pe") {
+        let _ = pe::headers_len(&data);
+        let _ = pe::sections(&data, u64::MAX);
+        let got = pe::sections(&data, data.len() as u64).and_then(|s| pe::uki(&s));
+        if path.parent().is_some_and(|p| p.ends_with("seeds/pe")) {
+            let u = got.unwrap_or_else(|e| panic!("{}: a real UKI: {e}", path.display()));
+            let linux = pe::slice(&data, u.linux.as_ref().unwrap()).unwrap();
+            assert!(!linux.is_empty(), "{}", path.display());
+            assert!(
+                u.cmdline.is_some() && u.osrel.is_some(),
+                "{}",
+                path.display()
+            );
+            ukis += 1;
+        }
+    }
+    assert!(ukis >= 2, "the committed seeds are there");
+}
+
+#[test]
 fn initramfs_inputs() {
     use boot_discovery::drivers::{facts, kmod_index};
     use boot_discovery::initramfs::{read, Limits};

@@ -10,14 +10,16 @@ use super::BootEntry;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-/// Parse one entry file. `id` is its file name without `.conf`. Returns
-/// `None` when there is no `linux` line (an EFI-stub-only entry, say).
+/// Parse one entry file. `id` is its file name without `.conf`. An entry
+/// with only an `efi` line names a unified kernel image (`efi` is set);
+/// `None` when there is neither a `linux` nor an `efi` line.
 pub fn parse_entry(id: &str, text: &str, grubenv: &HashMap<String, String>) -> Option<BlsEntry> {
     let mut title = None;
     let mut version = None;
     let mut sort_key = None;
     let mut machine_id = None;
     let mut linux = None;
+    let mut efi = None;
     let mut initrds = Vec::new();
     let mut options: Vec<String> = Vec::new();
     for line in text.lines() {
@@ -33,6 +35,7 @@ pub fn parse_entry(id: &str, text: &str, grubenv: &HashMap<String, String>) -> O
             "sort-key" => sort_key = Some(value),
             "machine-id" => machine_id = Some(value),
             "linux" => linux = Some(value),
+            "efi" => efi = Some(value),
             "initrd" => initrds.extend(value.split_whitespace().map(str::to_string)),
             "options" => options.push(expand_vars(&value, grubenv)),
             _ => {}
@@ -41,7 +44,8 @@ pub fn parse_entry(id: &str, text: &str, grubenv: &HashMap<String, String>) -> O
     let entry = BootEntry {
         title: title.unwrap_or_else(|| id.to_string()),
         id: Some(id.to_string()),
-        kernel: linux?,
+        efi: linux.is_none() && efi.is_some(),
+        kernel: linux.or(efi)?,
         initrds,
         args: options
             .join(" ")
@@ -232,6 +236,17 @@ mod tests {
             newest.args
         );
         assert!(!newest.args.contains('$'));
+    }
+
+    #[test]
+    fn efi_key_names_a_uki_and_linux_wins() {
+        let e = parse_entry("u", "title U\nefi /EFI/Linux/u.efi\n", &HashMap::new()).unwrap();
+        assert!(e.entry.efi);
+        assert_eq!(e.entry.kernel, "/EFI/Linux/u.efi");
+        let e = parse_entry("b", "linux /vmlinuz\nefi /x.efi\n", &HashMap::new()).unwrap();
+        assert!(!e.entry.efi);
+        assert_eq!(e.entry.kernel, "/vmlinuz");
+        assert!(parse_entry("n", "title nothing\n", &HashMap::new()).is_none());
     }
 
     #[test]

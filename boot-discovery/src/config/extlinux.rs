@@ -60,6 +60,7 @@ pub fn parse(text: &str) -> (Vec<BootEntry>, Option<(usize, String)>) {
                     args: String::new(),
                     device: None,
                     version: None,
+                    efi: false,
                 });
             }
             "kernel" | "linux" => {

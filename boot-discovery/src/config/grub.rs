@@ -52,6 +52,22 @@ pub struct GrubMenu {
     pub default: String,
     /// Whether `default` came from grubenv's `next_entry`/`saved_entry`.
     pub default_source: String,
+    /// The file a `configfile` or `source` at the top level handed over
+    /// to before any menu entry was defined: the EFI stub `grub.cfg` an
+    /// ESP holds. `None` when the script has its own menu.
+    pub next: Option<NextConfig>,
+}
+
+/// Where a stub config goes on, expanded as GRUB would at that point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextConfig {
+    /// `configfile` or `source`.
+    pub command: String,
+    /// The path as expanded, maybe with a device: `(uuid=…)/boot/grub/grub.cfg`.
+    pub path: String,
+    /// `$root` and `$prefix` then, which the next file starts with.
+    pub root: Option<String>,
+    pub prefix: Option<String>,
 }
 
 type Env = HashMap<String, String>;
@@ -189,6 +205,8 @@ struct Scope<'a> {
     initrds: Vec<String>,
     root_at_linux: Option<String>,
     budget: &'a mut usize,
+    /// Only the top level records a hand-over to another file.
+    next: Option<&'a mut Option<NextConfig>>,
 }
 
 /// Interpret a condition list: the status of its last command.
@@ -247,6 +265,7 @@ fn run(stmts: &[Stmt], sc: &mut Scope) {
                     initrds: Vec::new(),
                     root_at_linux: None,
                     budget: sc.budget,
+                    next: None,
                 };
                 run(body, &mut inner);
                 let boot = inner.linux.take().map(|(kernel, args)| BootEntry {
@@ -257,6 +276,7 @@ fn run(stmts: &[Stmt], sc: &mut Scope) {
                     args: args.join(" "),
                     device: inner.root_at_linux.take().filter(|r| !r.is_empty()),
                     version: None,
+                    efi: false,
                 });
                 sc.items.push(match kind {
                     BlockKind::Submenu => MenuItem::Submenu { title, id, items },
@@ -367,7 +387,29 @@ fn command(w: Vec<String>, sc: &mut Scope) {
         "blscfg" => sc.items.push(MenuItem::Bls {
             root: sc.env.get("root").cloned(),
         }),
+        "configfile" | "source" => hand_over(&w, sc),
         _ => {}
+    }
+}
+
+/// `configfile FILE` / `source FILE` before any menu entry: record where
+/// the menu comes from. `configfile` does not come back (GRUB shows the
+/// other file's menu), so interpretation stops there.
+fn hand_over(w: &[String], sc: &mut Scope) {
+    if sc.next.is_none() || !sc.items.is_empty() {
+        return;
+    }
+    let Some(path) = w.get(1) else { return };
+    if let Some(slot) = sc.next.as_deref_mut() {
+        *slot = Some(NextConfig {
+            command: w[0].clone(),
+            path: path.clone(),
+            root: sc.env.get("root").cloned(),
+            prefix: sc.env.get("prefix").cloned(),
+        });
+    }
+    if w[0] == "configfile" {
+        *sc.budget = 0;
     }
 }
 
@@ -412,16 +454,36 @@ const STATEMENT_BUDGET: usize = 100_000;
 
 /// Run a `grub.cfg` with the given grubenv values.
 pub fn read_menu(cfg: &str, grubenv: &HashMap<String, String>) -> GrubMenu {
+    read_menu_from(cfg, grubenv, None)
+}
+
+/// Run a `grub.cfg` that a stub's `configfile` led to: `$root` and
+/// `$prefix` start as the stub left them.
+pub fn read_menu_from(
+    cfg: &str,
+    grubenv: &HashMap<String, String>,
+    from: Option<&NextConfig>,
+) -> GrubMenu {
     let script = parse(cfg);
     let mut items = Vec::new();
     let mut budget = STATEMENT_BUDGET;
+    let mut next = None;
+    let mut env = initial_env(grubenv);
+    if let Some(f) = from {
+        for (k, v) in [("root", &f.root), ("prefix", &f.prefix)] {
+            if let Some(v) = v {
+                assign(&mut env, k, v);
+            }
+        }
+    }
     let mut sc = Scope {
-        env: initial_env(grubenv),
+        env,
         items: &mut items,
         linux: None,
         initrds: Vec::new(),
         root_at_linux: None,
         budget: &mut budget,
+        next: Some(&mut next),
     };
     run(&script, &mut sc);
     let default = sc.env.get("default").cloned().unwrap_or_default();
@@ -442,6 +504,7 @@ pub fn read_menu(cfg: &str, grubenv: &HashMap<String, String>) -> GrubMenu {
         items,
         default,
         default_source,
+        next,
     }
 }
 

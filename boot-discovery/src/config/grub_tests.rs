@@ -148,3 +148,53 @@ fn hostile_scripts_stay_bounded() {
         assert!(b.args.len() <= MAX_VALUE + 1);
     }
 }
+
+#[test]
+fn efi_stubs_hand_over_with_root_and_prefix() {
+    // Debian's signed GRUB stub, as grub-install writes it on the ESP.
+    let debian = "search.fs_uuid 0b1c2d3e-aaaa-4bbb-8ccc-123456789abc root hd0,gpt2 \nset prefix=($root)'/boot/grub'\nconfigfile $prefix/grub.cfg\n";
+    let m = read_menu(debian, &env(&[]));
+    assert!(m.items.is_empty());
+    let n = m.next.unwrap();
+    assert_eq!(n.command, "configfile");
+    assert_eq!(
+        n.path,
+        "(uuid=0b1c2d3e-aaaa-4bbb-8ccc-123456789abc)/boot/grub/grub.cfg"
+    );
+    assert_eq!(
+        n.root.as_deref(),
+        Some("uuid=0b1c2d3e-aaaa-4bbb-8ccc-123456789abc")
+    );
+    // Fedora's, with --set=dev and an export.
+    let fedora = "search --no-floppy --root-dev-only --fs-uuid --set=dev 1111-2222\nset prefix=($dev)/grub2\nexport $prefix\nconfigfile $prefix/grub.cfg\nmenuentry never { linux /x }\n";
+    let m = read_menu(fedora, &env(&[]));
+    assert!(m.items.is_empty(), "nothing after configfile runs");
+    assert_eq!(m.next.unwrap().path, "(uuid=1111-2222)/grub2/grub.cfg");
+    // The followed file starts with the stub's root and prefix.
+    let from = NextConfig {
+        command: "configfile".into(),
+        path: "/boot/grub/grub.cfg".into(),
+        root: Some("hd0,gpt2".into()),
+        prefix: Some("(hd0,gpt2)/boot/grub".into()),
+    };
+    let m = read_menu_from(
+        "menuentry L { linux $prefix/../vmlinuz }\n",
+        &env(&[]),
+        Some(&from),
+    );
+    let c = choose(&m, &m.items).unwrap();
+    assert_eq!(c.entry.kernel, "(hd0,gpt2)/boot/grub/../vmlinuz");
+    assert_eq!(c.entry.device.as_deref(), Some("hd0,gpt2"));
+}
+
+#[test]
+fn source_after_entries_or_inside_them_is_not_a_hand_over() {
+    let m = read_menu(
+        "menuentry A { linux /a }\nif [ -f $prefix/custom.cfg ]; then source $prefix/custom.cfg; fi\nmenuentry B { configfile /x; linux /b }\n",
+        &env(&[]),
+    );
+    assert_eq!(m.next, None);
+    assert_eq!(m.items.len(), 2, "source does not stop the script");
+    let m = read_menu("source /a.cfg\nmenuentry A { linux /a }\n", &env(&[]));
+    assert_eq!(m.next.as_ref().map(|n| n.path.as_str()), Some("/a.cfg"));
+}

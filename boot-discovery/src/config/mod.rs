@@ -25,4 +25,7 @@ pub struct BootEntry {
     pub device: Option<String>,
     /// BLS `version`, for sorting and display.
     pub version: Option<String>,
+    /// `kernel` names a unified kernel image (a BLS entry's `efi` key):
+    /// kernel, initrd and maybe the command line are its PE sections.
+    pub efi: bool,
 }

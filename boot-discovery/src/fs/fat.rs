@@ -324,6 +324,24 @@ impl BootFs for FatFs {
         }
     }
 
+    fn read_head(&self, path: &str, len: u64, _max: u64) -> Result<Option<Vec<u8>>, FsError> {
+        let err = |detail: String| FsError::Read {
+            path: path.to_string(),
+            detail,
+        };
+        match self.lookup(path).map_err(err)? {
+            Some(Some(e)) if !e.dir => {
+                let want = len.min(e.size as u64);
+                let data = self.read_chain(e.cluster, want).map_err(err)?;
+                if (data.len() as u64) < want {
+                    return Err(err("cluster chain is shorter than the file".into()));
+                }
+                Ok(Some(data))
+            }
+            _ => Ok(None),
+        }
+    }
+
     fn list_dir(&self, path: &str) -> Result<Option<Vec<String>>, FsError> {
         let err = |detail: String| FsError::Read {
             path: path.to_string(),

@@ -43,6 +43,16 @@ pub trait BootFs {
             Err(e) => Err(e),
         }
     }
+    /// The first `len` bytes of a regular file (all of it when shorter),
+    /// for headers of large files (a unified kernel image's section table).
+    /// Readers without partial reads read the whole file if it is at most
+    /// `max` bytes ([`FsError::TooLarge`] otherwise).
+    fn read_head(&self, path: &str, len: u64, max: u64) -> Result<Option<Vec<u8>>, FsError> {
+        Ok(self.read_file(path, max)?.map(|mut d| {
+            d.truncate(usize::try_from(len).unwrap_or(usize::MAX));
+            d
+        }))
+    }
     /// Names in a directory (without `.`/`..`); `Ok(None)` when missing.
     fn list_dir(&self, path: &str) -> Result<Option<Vec<String>>, FsError>;
     /// Target of a symlink; `Ok(None)` when missing or not a symlink.
