@@ -35,15 +35,13 @@ fn appliance(variant: &str) -> Option<PathBuf> {
         })?;
     let ova = dir.join(format!("debian-bookworm-{variant}.ova"));
     if !ova.exists() {
-        eprintln!(
-            "SKIP: {} not built yet (the test-bed builds it)",
+        panic!(
+            "{} not built yet: run scripts/setup (or scripts/build-appliance {variant})",
             ova.display()
         );
-        return None;
     }
     if Command::new("qemu-img").arg("--version").output().is_err() {
-        eprintln!("SKIP: qemu-img is not installed (apt-get install qemu-utils)");
-        return None;
+        panic!("qemu-img is not installed: run scripts/setup-deps (qemu-utils)");
     }
     Some(ova)
 }

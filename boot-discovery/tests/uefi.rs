@@ -63,7 +63,7 @@ fn make_uki(dir: &Path, name: &str, kernel: &[u8], initrd: &[u8], cmdline: &str)
 fn have_stub() -> bool {
     let ok = Path::new(STUB).exists() && have("objcopy");
     if !ok {
-        eprintln!("SKIP: {STUB} or objcopy missing (apt-get install systemd-boot-efi binutils)");
+        panic!("{STUB} or objcopy missing: run scripts/setup-deps (systemd-boot-efi binutils)");
     }
     ok
 }

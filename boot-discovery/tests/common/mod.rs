@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 pub const MIB: u64 = 1 << 20;
 
-/// Whether a tool is installed; prints why a test is skipped if not.
+/// Whether a tool is installed. A missing tool fails the test with what to
+/// install (scripts/setup-deps installs them all): a test that cannot run
+/// never passes silently.
 pub fn have(tool: &str) -> bool {
     let ok = Command::new("sh")
         .arg("-c")
@@ -23,7 +25,7 @@ pub fn have(tool: &str) -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !ok {
-        eprintln!("SKIP: {tool} is not installed (apt-get install fdisk e2fsprogs xfsprogs lvm2)");
+        panic!("{tool} is not installed: run scripts/setup-deps (Debian packages fdisk e2fsprogs xfsprogs lvm2 dosfstools mtools btrfs-progs)");
     }
     ok
 }
@@ -250,11 +252,10 @@ pub fn make_lvm(disk: &Path, part_off: u64, vg: &str, steps: &[&[&str]]) -> Opti
         .output()
         .unwrap();
     if !out.status.success() {
-        eprintln!(
-            "SKIP: no loop device available: {}",
+        panic!(
+            "no loop device available for the LVM test: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        return None;
     }
     let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let _guard = Loop(dev.clone());
