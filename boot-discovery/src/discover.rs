@@ -410,6 +410,9 @@ fn load_entry(
     let (ki, kernel, note) = read_anywhere(&scan.volumes, kvol, &kpath, MAX_KERNEL, load)
         .map_err(|err| format!("entry \"{}\": kernel {}: {err}", e.title, e.kernel))?;
     reasons.extend(note);
+    if let Some(why) = crate::load::kernel_arch_problem(&kernel.bytes) {
+        return Err(format!("entry \"{}\": kernel {kpath} {why}", e.title));
+    }
     reasons.push(format!(
         "kernel {kpath} ({}) {} {}",
         human_size(kernel.size),

@@ -221,6 +221,9 @@ fn load_uki(scan: &DiskScan, f: &Found, load: Load) -> Result<BootPlan, Bad> {
         Load::SizesOnly => Vec::new(),
     };
     why.extend(kernel_note(&f.path, &kernel, load));
+    if let Some(problem) = crate::load::kernel_arch_problem(&kernel) {
+        return Err(Bad::Fail(format!(".linux {problem}")));
+    }
     let initrd = u.initrd.as_ref().map(|r| match load {
         // The initrd is cut out in place: it is most of the file.
         Load::Contents => {

@@ -113,6 +113,9 @@ fn fs_line(v: &Volume) -> String {
 
 fn other_line(p: &Probe) -> String {
     match p {
+        Probe::Other(kind) if kind.starts_with("LUKS") => format!(
+            "{kind} (not read: ovf-run has no key; a /boot inside it cannot be reached, so give --kernel and --initrd from outside the disk, or --firmware bios to let its own boot loader ask for the passphrase)"
+        ),
         Probe::Other(kind) => format!("{kind} (not read: cannot hold a kernel we boot from)"),
         Probe::Broken { kind, detail } => {
             format!("{kind} filesystem that could not be opened: {detail}")

@@ -1,8 +1,8 @@
 //! Discovery against disk images made with the real tools: sfdisk, mkfs.ext4
 //! (`-d` populates from a staging directory, no mount needed), mkswap.
 //!
-//! A test whose tool is missing prints why and passes; install them with
-//! `apt-get install fdisk e2fsprogs xfsprogs lvm2`.
+//! A test whose tool is missing fails and says what to install
+//! (scripts/setup-deps installs them all).
 
 mod common;
 
