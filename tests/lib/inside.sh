@@ -6,7 +6,9 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../net/unchroot.sh"
 say() { echo "$PREFIX $*"; }
 fail() { say "FAIL $*"; exit 1; }
-left() { pgrep -x 'passt(\.avx2)?|ovf-run' | tr '\n' ' '; }
+# One pgrep per name: pgrep -x matches the 15-character process name, and
+# refuses (matching nothing) a pattern longer than that.
+left() { { pgrep -x passt; pgrep -x passt.avx2; pgrep -x ovf-run; } | tr '\n' ' '; }
 standin_uplink() {
     ip link set lo up
     { ip tuntap add ext0 mode tap && ip addr add 10.0.2.15/24 dev ext0 &&
