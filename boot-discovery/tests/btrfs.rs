@@ -1,0 +1,201 @@
+//! btrfs images made by mkfs.btrfs (btrfs-progs >= 6.7, which
+//! `scripts/setup-deps` unpacks into `~/.cache/ovf-run/btrfs-progs`:
+//! `--rootdir`, `--subvol`, `--compress`; nothing is mounted): plain,
+//! inline and big files, symlinks, a directory big enough for a
+//! multi-level tree, zlib/LZO/zstd extents, subvolumes and the default
+//! subvolume, a whole-disk `discover`, and damaged metadata.
+
+mod common;
+
+use boot_discovery::fs::{probe, BootFs, BtrfsFs, Probe};
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+/// mkfs.btrfs with `--subvol` and `--compress`; fails (never skips) when
+/// it is not there.
+fn mkfs() -> PathBuf {
+    let cache = std::env::var_os("OVF_RUN_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(&std::env::var("HOME").unwrap()).join(".cache/ovf-run"));
+    let m = cache.join("btrfs-progs/sbin/mkfs.btrfs");
+    assert!(
+        m.exists(),
+        "{} is missing: run scripts/setup-deps (it unpacks btrfs-progs >= 6.7 there)",
+        m.display()
+    );
+    m
+}
+
+/// mkfs.btrfs a `mib` MiB image from `staging` with extra arguments.
+fn image(tmp: &Path, name: &str, mib: u64, staging: &Path, args: &[&str]) -> PathBuf {
+    let img = tmp.join(name);
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(mib * MIB)
+        .unwrap();
+    run(Command::new(mkfs())
+        .args(["-q", "-f", "-n", "4096", "--rootdir"])
+        .arg(staging)
+        .args(args)
+        .arg(&img));
+    img
+}
+
+fn open(img: &Path) -> Box<dyn BootFs> {
+    match probe(source(img)) {
+        Probe::Fs(fs) => fs,
+        Probe::Broken { detail, .. } => panic!("broken: {detail}"),
+        _ => panic!("not recognised"),
+    }
+}
+
+fn pattern(len: usize, seed: u32) -> Vec<u8> {
+    (0..len as u32)
+        .map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect()
+}
+
+fn text(len: usize) -> Vec<u8> {
+    let mut s = String::new();
+    let mut i = 0;
+    while s.len() < len {
+        s.push_str(&format!("line {i} of a compressible file\n"));
+        i += 1;
+    }
+    s.truncate(len);
+    s.into_bytes()
+}
+
+#[test]
+fn plain_files_links_and_big_directories() {
+    let tmp = tempfile::tempdir().unwrap();
+    let st = tmp.path().join("root");
+    let big = pattern(3 << 20, 7);
+    let names: Vec<String> = (0..3000)
+        .map(|i| format!("/many/entry-with-a-rather-long-name-{i:05}"))
+        .collect();
+    let mut files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b"m"[..])).collect();
+    files.extend([
+        ("/boot/vmlinuz-6.1.0-13-amd64", &big[..]),
+        ("/etc/hostname", &b"btrfs-host\n"[..]),
+        ("/empty", &b""[..]),
+    ]);
+    stage(
+        &st,
+        &files,
+        &[
+            ("/vmlinuz", "boot/vmlinuz-6.1.0-13-amd64"),
+            ("/abs", "/etc/hostname"),
+            ("/loop", "loop"),
+        ],
+    );
+    let img = image(tmp.path(), "plain.img", 128, &st, &["-L", "rootfs"]);
+    let fs = open(&img);
+    assert_eq!(fs.kind(), "btrfs");
+    assert_eq!(fs.label().as_deref(), Some("rootfs"));
+    let blkid = run(Command::new("blkid")
+        .args(["-s", "UUID", "-o", "value"])
+        .arg(&img));
+    assert_eq!(fs.uuid().unwrap(), blkid.trim());
+    assert!(
+        fs.read_file("/vmlinuz", 4 << 20).unwrap().unwrap() == big,
+        "big file differs"
+    );
+    assert_eq!(
+        fs.file_size("/boot/vmlinuz-6.1.0-13-amd64").unwrap(),
+        Some(3 << 20)
+    );
+    assert!(matches!(
+        fs.read_file("/vmlinuz", 1000),
+        Err(boot_discovery::error::FsError::TooLarge { .. })
+    ));
+    assert_eq!(fs.read_file("/abs", 100).unwrap().unwrap(), b"btrfs-host\n");
+    assert_eq!(fs.read_file("/empty", 100).unwrap().unwrap(), b"");
+    assert_eq!(
+        fs.read_link("/vmlinuz").unwrap().unwrap(),
+        "boot/vmlinuz-6.1.0-13-amd64"
+    );
+    assert!(
+        fs.read_file("/loop", 10).is_err(),
+        "a symlink loop is an error"
+    );
+    assert_eq!(fs.read_file("/nope", 10).unwrap(), None);
+    assert_eq!(fs.read_file("/etc/hostname/x", 10).unwrap(), None);
+    let mut listed = fs.list_dir("/many").unwrap().unwrap();
+    listed.sort();
+    assert_eq!(listed.len(), 3000);
+    assert_eq!(listed[1234], "entry-with-a-rather-long-name-01234");
+    assert_eq!(
+        fs.read_file("/many/entry-with-a-rather-long-name-02999", 10)
+            .unwrap()
+            .unwrap(),
+        b"m"
+    );
+    let mut top = fs.list_dir("/").unwrap().unwrap();
+    top.sort();
+    assert_eq!(
+        top,
+        ["abs", "boot", "empty", "etc", "loop", "many", "vmlinuz"]
+    );
+}
+
+fn compressed(algo: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let st = tmp.path().join("root");
+    let long = text(1 << 20);
+    let small = text(2000);
+    let random = pattern(300_000, 3);
+    let mixed: Vec<u8> = [text(70_000), pattern(70_000, 9), text(70_000)].concat();
+    stage(
+        &st,
+        &[
+            ("/long.txt", &long[..]),
+            ("/small.txt", &small[..]),
+            ("/random.bin", &random[..]),
+            ("/mixed.bin", &mixed[..]),
+        ],
+        &[],
+    );
+    let img = image(tmp.path(), "c.img", 128, &st, &["--compress", algo]);
+    let dump = run(Command::new(mkfs().with_file_name("../bin/btrfs"))
+        .args(["inspect-internal", "dump-tree", "-t", "5"])
+        .arg(&img));
+    let code = match algo {
+        "zlib" => "compression 1",
+        "lzo" => "compression 2",
+        _ => "compression 3",
+    };
+    assert!(dump.contains(code), "mkfs wrote no {algo} extent:\n{dump}");
+    let fs = open(&img);
+    for (p, want) in [
+        ("/long.txt", &long),
+        ("/small.txt", &small),
+        ("/random.bin", &random),
+        ("/mixed.bin", &mixed),
+    ] {
+        let got = fs.read_file(p, 4 << 20).unwrap().unwrap();
+        assert!(
+            got == *want,
+            "{algo}: {p} differs ({} vs {} bytes)",
+            got.len(),
+            want.len()
+        );
+    }
+}
+
+#[test]
+fn zlib_extents() {
+    compressed("zlib");
+}
+
+#[test]
+fn lzo_extents() {
+    compressed("lzo");
+}
+
+#[test]
+fn zstd_extents() {
+    compressed("zstd");
+}
