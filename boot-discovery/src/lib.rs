@@ -2,9 +2,10 @@
 //! inside its own boot disk, and say why that choice.
 //!
 //! The disk is read in place through [`BlockSource`]: partition table (MBR
-//! with logical partitions, GPT, or none), LVM2 linear volumes, ext2/3/4, FAT
-//! and XFS, then the boot loader's own configuration (GRUB 2, Boot Loader
-//! Spec, extlinux/syslinux) or, failing those, the `/vmlinuz` links.
+//! with logical partitions, GPT, or none), LVM2 linear volumes, ext2/3/4, FAT,
+//! XFS and btrfs (subvolumes as GRUB sees them, compressed extents), then
+//! the boot loader's own configuration (GRUB 2, Boot Loader Spec,
+//! extlinux/syslinux) or, failing those, the `/vmlinuz` links.
 //!
 //! ```no_run
 //! # use std::sync::Arc;

@@ -118,7 +118,7 @@ fn other_line(p: &Probe) -> String {
             format!("{kind} filesystem that could not be opened: {detail}")
         }
         Probe::Unknown => {
-            "no filesystem recognised (looked for ext2/3/4, XFS, FAT, LVM2)".to_string()
+            "no filesystem recognised (looked for ext2/3/4, XFS, btrfs, FAT, LVM2)".to_string()
         }
         _ => String::new(),
     }
