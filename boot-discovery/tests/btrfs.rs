@@ -317,3 +317,46 @@ fn damaged_metadata_gives_errors_not_panics() {
         "damage was noticed ({failed} failures)"
     );
 }
+
+#[path = "../fuzz/sparse.rs"]
+mod sparse;
+
+/// Files the Linux kernel wrote (tests/data/make-btrfs-kernel-image.sh):
+/// holes, preallocated extents, the kernel's own zlib/LZO/zstd extents.
+#[test]
+fn kernel_written_holes_prealloc_and_compression() {
+    let data = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/btrfs-kernel-written.sparse"
+    ))
+    .unwrap();
+    let vol = Arc::new(sparse::SparseVolume::decode(&data).unwrap());
+    let fs = BtrfsFs::open(vol).unwrap();
+    assert_eq!(fs.label().as_deref(), Some("kernel-written"));
+    assert_eq!(fs.uuid().unwrap(), "0c8f6a1e-44b1-4e25-9a3c-5d7f0b2e6c91");
+    let mut holey = vec![0u8; 3 << 20];
+    holey[..5000].fill(b'A');
+    holey[1 << 20..(1 << 20) + 5000].fill(b'B');
+    assert!(
+        fs.read_file("/holey", 4 << 20).unwrap().unwrap() == holey,
+        "holes"
+    );
+    let mut pre = vec![0u8; 1 << 20];
+    pre[8192..8292].fill(b'C');
+    assert!(
+        fs.read_file("/prealloc", 4 << 20).unwrap().unwrap() == pre,
+        "prealloc"
+    );
+    for algo in ["zlib", "lzo", "zstd"] {
+        let got = fs
+            .read_file(&format!("/{algo}.txt"), 1 << 20)
+            .unwrap()
+            .unwrap();
+        assert!(got == text(200_000), "{algo}.txt differs");
+        let got = fs
+            .read_file(&format!("/{algo}-inline.txt"), 1 << 20)
+            .unwrap()
+            .unwrap();
+        assert!(got == text(2000), "{algo}-inline.txt differs");
+    }
+}

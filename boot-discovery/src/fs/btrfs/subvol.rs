@@ -15,6 +15,10 @@ const INODE_REF: u8 = 12;
 const ROOT_BACKREF: u8 = 144;
 /// Nesting of subvolumes and of directories we follow upwards.
 const MAX_DEPTH: usize = 256;
+/// Parent directories one subvolume listing may look up in all (real
+/// layouts need a few per subvolume; a hostile one could ask for depth
+/// times the number of subvolumes).
+const MAX_LOOKUPS: usize = 1 << 14;
 
 /// A subvolume: its id and its path from the top level, without a leading
 /// slash (`@`, `@/.snapshots/1/snapshot`).
@@ -71,8 +75,9 @@ impl BtrfsFs {
     pub fn subvolumes(&self) -> Result<Vec<Subvolume>, BtrfsError> {
         let refs = self.backrefs()?;
         let mut out = Vec::new();
+        let mut budget = MAX_LOOKUPS;
         for &id in self.roots.keys().filter(|&&id| id != TOP_LEVEL) {
-            if let Some(path) = self.subvol_path(id, &refs)? {
+            if let Some(path) = self.subvol_path(id, &refs, &mut budget)? {
                 out.push(Subvolume { id, path });
             }
         }
@@ -81,7 +86,12 @@ impl BtrfsFs {
 
     /// Path of subvolume `id` from the top level; `None` when it hangs
     /// nowhere (deleted, or an orphan).
-    fn subvol_path(&self, id: u64, refs: &Backrefs) -> Result<Option<String>, BtrfsError> {
+    fn subvol_path(
+        &self,
+        id: u64,
+        refs: &Backrefs,
+        budget: &mut usize,
+    ) -> Result<Option<String>, BtrfsError> {
         let mut parts: Vec<String> = Vec::new();
         let mut cur = id;
         for _ in 0..MAX_DEPTH {
@@ -96,14 +106,19 @@ impl BtrfsFs {
             if !self.roots.contains_key(parent) {
                 return Ok(None);
             }
-            parts.extend(self.dir_path(*parent, *dir)?.into_iter().rev());
+            parts.extend(self.dir_path(*parent, *dir, budget)?.into_iter().rev());
             cur = *parent;
         }
         Err(BtrfsError::Corrupt("subvolumes nested too deep".into()))
     }
 
     /// Names from subvolume `tree`'s root directory down to `dir`.
-    fn dir_path(&self, tree: u64, mut dir: u64) -> Result<Vec<String>, BtrfsError> {
+    fn dir_path(
+        &self,
+        tree: u64,
+        mut dir: u64,
+        budget: &mut usize,
+    ) -> Result<Vec<String>, BtrfsError> {
         let root = self.root_dir(tree)?;
         let fs_tree = self.fs_tree(tree)?;
         let mut names = Vec::new();
@@ -112,6 +127,9 @@ impl BtrfsFs {
                 names.reverse();
                 return Ok(names);
             }
+            *budget = budget.checked_sub(1).ok_or_else(|| {
+                BtrfsError::Corrupt("subvolumes hang in too many directories".into())
+            })?;
             let lo = Key::new(dir, INODE_REF, 0);
             let hi = Key::new(dir, INODE_REF, u64::MAX);
             let mut up = None;
