@@ -148,6 +148,11 @@ impl BtrfsFs {
                 .map(drop)
                 .map_err(|e| e.to_string()),
             2 => return lzo::decompress(data, self.sb.sector_size as usize, limit),
+            3 if zstd_window(data).is_none_or(|w| w > MAX_RAM) => {
+                return Err(BtrfsError::Corrupt(
+                    "a zstd extent with a missing or oversized window".into(),
+                ))
+            }
             3 => ruzstd::decoding::StreamingDecoder::new(data)
                 .map_err(|e| e.to_string())
                 .and_then(|d| {
@@ -160,5 +165,55 @@ impl BtrfsFs {
         };
         res.map_err(|e| BtrfsError::Corrupt(format!("compressed extent: {e}")))?;
         Ok(out)
+    }
+}
+
+/// The window a zstd frame asks the decoder to keep (its whole content
+/// for a single-segment frame). btrfs writes at most 128 KiB windows; a
+/// hostile frame could ask ruzstd to reserve up to 100 MiB.
+fn zstd_window(f: &[u8]) -> Option<u64> {
+    if f.get(..4)? != [0x28, 0xb5, 0x2f, 0xfd] {
+        return None;
+    }
+    let fhd = *f.get(4)?;
+    let single = fhd & 0x20 != 0;
+    if !single {
+        let wd = *f.get(5)?;
+        let log = 10 + u32::from(wd >> 3);
+        let base = 1u64 << log;
+        return Some(base + (base >> 3) * u64::from(wd & 7));
+    }
+    let did = [0, 1, 2, 4][usize::from(fhd & 3)];
+    let at = 5 + did;
+    let fcs = match fhd >> 6 {
+        0 => u64::from(*f.get(at)?),
+        1 => u64::from(u16::from_le_bytes(f.get(at..at + 2)?.try_into().ok()?)) + 256,
+        2 => u64::from(u32::from_le_bytes(f.get(at..at + 4)?.try_into().ok()?)),
+        _ => u64::from_le_bytes(f.get(at..at + 8)?.try_into().ok()?),
+    };
+    Some(fcs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::zstd_window;
+
+    #[test]
+    fn zstd_windows() {
+        let magic = [0x28, 0xb5, 0x2f, 0xfd];
+        // Window descriptor: exponent 7, mantissa 0 -> 128 KiB.
+        assert_eq!(
+            zstd_window(&[&magic[..], &[0x00, 7 << 3]].concat()),
+            Some(128 << 10)
+        );
+        // Single segment with a 4-byte content size: the window is the content.
+        let fcs = (1u32 << 30).to_le_bytes();
+        assert_eq!(
+            zstd_window(&[&magic[..], &[0xa0], &fcs].concat()),
+            Some(1 << 30)
+        );
+        assert_eq!(zstd_window(&[&magic[..], &[0x20, 9]].concat()), Some(9));
+        assert_eq!(zstd_window(b"not zstd"), None);
+        assert_eq!(zstd_window(&magic), None);
     }
 }
