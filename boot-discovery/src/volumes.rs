@@ -105,9 +105,13 @@ pub fn scan(disk: Arc<dyn BlockSource>) -> Result<DiskScan, DiscoveryError> {
 }
 
 fn fs_line(v: &Volume) -> String {
-    match v.fs.uuid() {
+    let line = match v.fs.uuid() {
         Some(u) => format!("{} filesystem, UUID {u}", v.fs.kind()),
         None => format!("{} filesystem", v.fs.kind()),
+    };
+    match v.fs.notes() {
+        Some(n) => format!("{line}, {n}"),
+        None => line,
     }
 }
 

@@ -136,6 +136,7 @@ fn ubuntu_layout_discovers_and_takes_drivers_from_the_subvolume() {
     paths.sort();
     assert_eq!(paths, ["@", "@home"], "{subs:?}");
     let home = subs.iter().find(|s| s.path == "@home").unwrap();
+    let at_id = subs.iter().find(|s| s.path == "@").unwrap().id;
     assert_eq!(fs.root_prefixes(Some("subvol=@")), ["/@"]);
     assert_eq!(fs.root_prefixes(Some("compress=zstd,subvol=/@/")), ["/@"]);
     assert_eq!(
@@ -165,6 +166,15 @@ fn ubuntu_layout_discovers_and_takes_drivers_from_the_subvolume() {
     );
     let why = plan.reasons.join("\n");
     assert!(why.contains("btrfs"), "{why}");
+    let seen = boot_discovery::volumes::scan(src.clone())
+        .unwrap()
+        .findings
+        .join("\n");
+    assert!(
+        seen.contains(&format!("@ (id {at_id})"))
+            && seen.contains("default subvolume: the top level"),
+        "{seen}"
+    );
 
     let report = drivers::prepare(src, &plan).unwrap();
     eprintln!("{}", report.summary());

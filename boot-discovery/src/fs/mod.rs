@@ -56,6 +56,11 @@ pub trait BootFs {
     fn root_prefixes(&self, _rootflags: Option<&str>) -> Vec<String> {
         vec![String::new()]
     }
+    /// More to say about the volume in a scan's findings (btrfs: its
+    /// subvolumes and the default one).
+    fn notes(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What a probe of a volume's first bytes recognised.

@@ -247,4 +247,31 @@ impl BootFs for BtrfsFs {
     fn root_prefixes(&self, rootflags: Option<&str>) -> Vec<String> {
         self.mount_prefixes(rootflags)
     }
+
+    fn notes(&self) -> Option<String> {
+        let subs = match self.subvolumes() {
+            Ok(s) => s,
+            Err(e) => return Some(format!("subvolumes unreadable: {e}")),
+        };
+        let name = |id: u64| match subs.iter().find(|s| s.id == id) {
+            Some(s) => format!("{} (id {id})", s.path),
+            None => "the top level".to_string(),
+        };
+        let list: Vec<String> = subs.iter().take(20).map(|s| name(s.id)).collect();
+        let more = subs.len().saturating_sub(20);
+        Some(format!(
+            "subvolumes: {}{}; default subvolume: {}",
+            if list.is_empty() {
+                "none".into()
+            } else {
+                list.join(", ")
+            },
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            },
+            name(self.default)
+        ))
+    }
 }
