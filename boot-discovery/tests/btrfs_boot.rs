@@ -234,3 +234,27 @@ fn opensuse_default_subvolume() {
         report.added
     );
 }
+
+/// Debian's installer: root in `@rootfs`, top level default; Fedora's:
+/// `root`. GRUB's config is found inside the subvolume.
+#[test]
+fn debian_and_fedora_root_subvolume_names() {
+    for (sub, cfg_dir) in [("@rootfs", "boot/grub"), ("root", "boot/grub2")] {
+        let tmp = tempfile::tempdir().unwrap();
+        let initrd = vmware_initramfs(tmp.path());
+        let cfg = format!(
+            "set default=0\nmenuentry 'Linux' {{\n  linux /{sub}/boot/vmlinuz-{REL} root=UUID={UUID} ro rootflags=subvol={sub}\n  initrd /{sub}/boot/initrd.img-{REL}\n}}\n"
+        );
+        let st = tmp.path().join("root");
+        stage_all(&st, &root_files(&format!("/{sub}"), cfg_dir, &cfg, &initrd));
+        let img = image(tmp.path(), &st, &["-u", sub]);
+        let plan = boot_discovery::discover(source(&img)).unwrap();
+        assert_eq!(plan.kernel_path, format!("/{sub}/boot/vmlinuz-{REL}"));
+        let report = drivers::prepare(source(&img), &plan).unwrap();
+        assert!(report.problems.is_empty(), "{sub}: {:?}", report.problems);
+        assert!(
+            report.added.iter().any(|a| a.ends_with("virtio_blk.ko")),
+            "{sub}"
+        );
+    }
+}

@@ -8,7 +8,8 @@
 //! walking into it switches trees (`/@/boot/vmlinuz` on Ubuntu). A path not
 //! found that way is tried again inside the default subvolume when that is
 //! not the top level (openSUSE's `/boot/vmlinuz`), or else inside a
-//! subvolume `/@` (Ubuntu, whose GRUB has `/@/boot/grub` as its prefix).
+//! subvolume `/@`, `/@rootfs` or `/root` (Ubuntu, Debian, Fedora, whose
+//! GRUB has e.g. `/@/boot/grub` as its prefix).
 //!
 //! Only one device is read; a filesystem spanning several is readable as
 //! long as every chunk has a copy on this one (single, DUP, RAID1).

@@ -18,6 +18,9 @@ const MAX_SYMLINKS: usize = 40;
 const MAX_STEPS: usize = 4096;
 /// Entries one directory listing may return.
 const MAX_ENTRIES: usize = 1 << 17;
+/// Root subvolumes of installers that leave the top level the default:
+/// Ubuntu and Arch (`@`), Debian (`@rootfs`), Fedora (`root`).
+const ROOT_SUBVOLUMES: [&str; 3] = ["@", "@rootfs", "root"];
 /// Longest symlink target btrfs allows (one page, inline).
 const MAX_LINK: u64 = 4096;
 
@@ -148,7 +151,8 @@ impl BtrfsFs {
     }
 
     /// `path` from the top level, then (when not found) from the default
-    /// subvolume if that is another, else from a subvolume `/@`.
+    /// subvolume if that is another, else from a root subvolume of a
+    /// conventional name ([`ROOT_SUBVOLUMES`]).
     pub(super) fn find(&self, path: &str, follow: bool) -> Result<Option<(Pos, Inode)>, FsError> {
         let err = |e| fs_err(path, e);
         let top = Pos {
@@ -158,22 +162,25 @@ impl BtrfsFs {
         if let Some(found) = self.resolve(top, path, follow)? {
             return Ok(Some(found));
         }
-        let second = if self.default != TOP_LEVEL {
-            Some(Pos {
+        if self.default != TOP_LEVEL {
+            let base = Pos {
                 tree: self.default,
                 ino: self.root_dir(self.default).map_err(err)?,
-            })
-        } else {
-            // Ubuntu's installer keeps the top level as default and the
-            // root in `@` (GRUB is told so by the prefix in its core image).
-            self.child(top, b"@")
-                .map_err(err)?
-                .filter(|p| p.tree != TOP_LEVEL)
-        };
-        match second {
-            Some(base) => self.resolve(base, path, follow),
-            None => Ok(None),
+            };
+            return self.resolve(base, path, follow);
         }
+        // Installers that keep the top level as default put the root in a
+        // subvolume of a conventional name (GRUB is told which by the
+        // prefix in its core image, which we do not read).
+        for name in ROOT_SUBVOLUMES {
+            let sub = self.child(top, name.as_bytes()).map_err(err)?;
+            if let Some(base) = sub.filter(|p| p.tree != TOP_LEVEL) {
+                if let Some(found) = self.resolve(base, path, follow)? {
+                    return Ok(Some(found));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Resolve `path` with `base` as `/`; symlinks inside it are followed
