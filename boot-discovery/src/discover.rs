@@ -498,7 +498,7 @@ fn report(scan: &DiskScan, failures: &[String]) -> String {
         looked.join(", ")
     ));
     r.push_str(if scan.volumes.is_empty() {
-        "missing: a filesystem ovf-run can read (ext2/3/4, XFS, FAT, on a partition or LVM volume)"
+        "missing: a filesystem ovf-run can read (ext2/3/4, XFS, btrfs, FAT, on a partition or LVM volume)"
     } else if failures.is_empty() {
         "missing: a boot loader configuration or a /vmlinuz link; give --kernel (and --initrd, --cmdline) to boot anyway, or --firmware bios to run the disk's own boot loader"
     } else {

@@ -2,8 +2,9 @@
 //! inside its own boot disk, and say why that choice.
 //!
 //! The disk is read in place through [`BlockSource`]: partition table (MBR
-//! with logical partitions, GPT, or none), LVM2 linear volumes, ext2/3/4, FAT
-//! and XFS, then the boot loader's own configuration, in this order: GRUB 2
+//! with logical partitions, GPT, or none), LVM2 linear volumes, ext2/3/4, FAT,
+//! XFS and btrfs (subvolumes as GRUB sees them, compressed extents), then
+//! the boot loader's own configuration, in this order: GRUB 2
 //! (the EFI System Partition's `/EFI/*/grub.cfg` first, its stub's
 //! `configfile` followed to the real menu, then `/boot/grub/grub.cfg` and
 //! kin), Boot Loader Spec type #1 entries, unified kernel images

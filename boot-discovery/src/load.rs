@@ -72,6 +72,11 @@ pub fn kernel_arch_problem(kernel: &[u8]) -> Option<String> {
     };
     if kernel.get(0x202..0x206) == Some(b"HdrS") {
         let version = u16_at(0x206)?;
+        // Boot protocols are 2.00 to 2.xx; anything else is not a header
+        // to judge by (the loader names it).
+        if !(0x200..=0x2ff).contains(&version) {
+            return None;
+        }
         let xloadflags = if version >= 0x20c { u16_at(0x236)? } else { 0 };
         return (xloadflags & 1 == 0).then(|| {
             format!(
@@ -111,6 +116,7 @@ mod tests {
         elf32[4] = 2;
         assert_eq!(kernel_arch_problem(&elf32), None);
         assert_eq!(kernel_arch_problem(b"short"), None);
+        assert_eq!(kernel_arch_problem(&bzimage(0xddbe, 0)), None);
         // A header cut short after the magic is not a verdict.
         assert_eq!(kernel_arch_problem(&bzimage(0x20f, 0)[..0x207]), None);
     }

@@ -105,9 +105,13 @@ pub fn scan(disk: Arc<dyn BlockSource>) -> Result<DiskScan, DiscoveryError> {
 }
 
 fn fs_line(v: &Volume) -> String {
-    match v.fs.uuid() {
+    let line = match v.fs.uuid() {
         Some(u) => format!("{} filesystem, UUID {u}", v.fs.kind()),
         None => format!("{} filesystem", v.fs.kind()),
+    };
+    match v.fs.notes() {
+        Some(n) => format!("{line}, {n}"),
+        None => line,
     }
 }
 
@@ -121,7 +125,7 @@ fn other_line(p: &Probe) -> String {
             format!("{kind} filesystem that could not be opened: {detail}")
         }
         Probe::Unknown => {
-            "no filesystem recognised (looked for ext2/3/4, XFS, FAT, LVM2)".to_string()
+            "no filesystem recognised (looked for ext2/3/4, XFS, btrfs, FAT, LVM2)".to_string()
         }
         _ => String::new(),
     }

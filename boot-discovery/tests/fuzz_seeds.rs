@@ -115,3 +115,39 @@ fn initramfs_inputs() {
     }
     assert!(read_ok >= 7, "the committed seeds are there");
 }
+
+#[path = "../fuzz/sparse.rs"]
+mod sparse;
+
+#[test]
+fn btrfs_inputs() {
+    use boot_discovery::fs::{probe, Probe};
+    let mut compressed = 0;
+    for (path, data) in fuzz_inputs::inputs(fuzz_dir(), "btrfs") {
+        sparse::exercise(&data);
+        if path.parent().is_some_and(|p| p.ends_with("seeds/btrfs")) {
+            // The seeds are real mkfs.btrfs images: they must read.
+            let vol = Arc::new(sparse::SparseVolume::decode(&data).unwrap());
+            let Probe::Fs(fs) = probe(vol) else {
+                panic!("{}: not opened as btrfs", path.display());
+            };
+            let cfg = fs.read_file("/boot/grub/grub.cfg", 4096).unwrap();
+            assert!(
+                cfg.is_some_and(|c| c.starts_with(b"menuentry")),
+                "{}",
+                path.display()
+            );
+            assert_eq!(
+                fs.read_file("/vmlinuz", 100).unwrap().as_deref(),
+                Some(&b"kernel\n"[..])
+            );
+            if let Some(big) = fs.read_file("/boot/big.txt", 1 << 20).unwrap() {
+                // `yes 'compressible line' | head -c 20000`, compressed.
+                let want = "compressible line\n".repeat(2000);
+                assert!(big == want.as_bytes()[..20000], "{}", path.display());
+                compressed += 1;
+            }
+        }
+    }
+    assert_eq!(compressed, 2, "the zstd and LZO seeds were read");
+}

@@ -29,10 +29,12 @@ pub struct RootModules<'a> {
 }
 
 impl<'a> RootModules<'a> {
-    /// The release's module tree on `fs`, if it has one.
-    pub fn open(fs: &'a dyn BootFs, rel: &str) -> Result<Option<Self>, DriverError> {
+    /// The release's module tree on `fs` under `prefix` (where the
+    /// mounted root's files are: `""`, or `/@` for a btrfs subvolume), if
+    /// it has one.
+    pub fn open(fs: &'a dyn BootFs, prefix: &str, rel: &str) -> Result<Option<Self>, DriverError> {
         for base in ["/lib/modules", "/usr/lib/modules"] {
-            let dir = format!("{base}/{rel}");
+            let dir = format!("{prefix}{base}/{rel}");
             let read = |name: &str| {
                 let path = format!("{dir}/{name}");
                 fs.read_file(&path, MAX_INDEX)

@@ -238,9 +238,14 @@ pub fn prepare_with(volumes: &[Volume], plan: &BootPlan) -> Result<DriverReport,
             .push("cannot tell the kernel's release (no version in its header or file name), so its modules cannot be checked".into());
         return Ok(report);
     };
+    let rootflags = rootflags(&report.cmdline);
     let root = volumes
         .iter()
-        .find_map(|v| RootModules::open(&*v.fs, &rel).transpose())
+        .flat_map(|v| {
+            let prefixes = v.fs.root_prefixes(rootflags.as_deref());
+            prefixes.into_iter().map(move |p| (v, p))
+        })
+        .find_map(|(v, p)| RootModules::open(&*v.fs, &p, &rel).transpose())
         .transpose()?;
     match facts {
         Some(f) => {
@@ -251,6 +256,15 @@ pub fn prepare_with(volumes: &[Volume], plan: &BootPlan) -> Result<DriverReport,
         None => no_initramfs(&rel, root.as_ref(), &mut report),
     }
     Ok(report)
+}
+
+/// The value of the last `rootflags=` on a command line (what the kernel
+/// mounts the root with: `subvol=@`, `subvolid=256` on btrfs).
+pub fn rootflags(cmdline: &str) -> Option<String> {
+    crate::cmdline::split_words(cmdline)
+        .iter()
+        .rev()
+        .find_map(|w| w.strip_prefix("rootflags=").map(str::to_string))
 }
 
 /// Without an initramfs the drivers must be built in.
@@ -281,4 +295,18 @@ pub fn initramfs_facts(image: &[u8]) -> Result<InitramfsFacts, InitramfsError> {
         &facts::keep,
         Limits::default(),
     )?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rootflags;
+
+    #[test]
+    fn rootflags_last_one_wins() {
+        assert_eq!(rootflags("root=UUID=x ro quiet"), None);
+        assert_eq!(
+            rootflags("root=UUID=x rootflags=subvol=@old rootflags=subvol=@ ro").as_deref(),
+            Some("subvol=@")
+        );
+    }
 }

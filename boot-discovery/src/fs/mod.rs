@@ -4,6 +4,7 @@
 //! absolute path with symlinks followed, list a directory, tell its UUID.
 //! Everything else (writing, permissions, xattrs) is deliberately absent.
 
+pub mod btrfs;
 mod ext;
 mod fat;
 pub mod xfs;
@@ -14,6 +15,7 @@ use crate::view::read_vec;
 use block_source::BlockSource;
 use std::sync::Arc;
 
+pub use btrfs::BtrfsFs;
 pub use ext::ExtFs;
 pub use fat::FatFs;
 pub use xfs::XfsFs;
@@ -57,6 +59,18 @@ pub trait BootFs {
     fn list_dir(&self, path: &str) -> Result<Option<Vec<String>>, FsError>;
     /// Target of a symlink; `Ok(None)` when missing or not a symlink.
     fn read_link(&self, path: &str) -> Result<Option<String>, FsError>;
+    /// Path prefixes, best first, under which the files of the root
+    /// filesystem a kernel mounts from this volume are found, given the
+    /// value of its `rootflags=` (btrfs: `subvol=@` is `/@`). Filesystems
+    /// without subvolumes have one: `""`, the filesystem itself.
+    fn root_prefixes(&self, _rootflags: Option<&str>) -> Vec<String> {
+        vec![String::new()]
+    }
+    /// More to say about the volume in a scan's findings (btrfs: its
+    /// subvolumes and the default one).
+    fn notes(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What a probe of a volume's first bytes recognised.
@@ -64,7 +78,7 @@ pub enum Probe {
     Fs(Box<dyn BootFs>),
     /// An LVM2 physical volume; the caller maps its logical volumes.
     LvmPv,
-    /// A format we recognise by name but do not read (swap, btrfs, ...).
+    /// A format we recognise by name but do not read (swap, LUKS, ...).
     Other(&'static str),
     /// Recognised, but opening it failed.
     Broken {
@@ -107,8 +121,14 @@ pub fn probe(src: Arc<dyn BlockSource>) -> Probe {
     if magic_at(s, 0, b"LUKS\xba\xbe") {
         return Probe::Other("LUKS encrypted volume");
     }
-    if magic_at(s, 0x10040, b"_BHRfS_M") {
-        return Probe::Other("btrfs");
+    if magic_at(s, btrfs::SUPER_OFFSET + 0x40, btrfs::MAGIC) {
+        return match BtrfsFs::open(src.clone()) {
+            Ok(fs) => Probe::Fs(Box::new(fs)),
+            Err(e) => Probe::Broken {
+                kind: "btrfs",
+                detail: e.to_string(),
+            },
+        };
     }
     if magic_at(s, 4086, b"SWAPSPACE2") || magic_at(s, 65526, b"SWAPSPACE2") {
         return Probe::Other("Linux swap");
