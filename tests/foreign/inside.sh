@@ -25,7 +25,18 @@ for ova in "$@"; do
     addr="$("$bin" port "$v" 80)" || fail "$v port"
     curl -s --max-time 20 "http://$addr/" | grep -q OVF-RUN-TEST-PAGE || fail "$v: no page at $addr"
     say "$v page ok"
-    out="$("$bin" stop --time 120 "$v")" || fail "$v stop exited $?: $out"
+    # The vmware appliance must power off on the ACPI power button. The
+    # others carry Debian's generic initramfs (MODULES=most): in the nested
+    # TCG test host their udev is still loading modules minutes after
+    # multi-user.target, the ACPI button driver among them (seen at 337 s),
+    # so a press before it is lost, as on any PC; stop then kills the VM
+    # after its --time, which is reported, not failed.
+    if [ "$v" = vmware ]; then
+        out="$("$bin" stop --time 120 "$v")" || fail "$v stop exited $?: $out"
+        grep -q 'exited with 0 (poweroff)' <<<"$out" || fail "$v did not power off: $out"
+    else
+        out="$("$bin" stop --time 60 "$v")" || fail "$v stop exited $?: $out"
+    fi
     say "$v stop: $out"
 done
 
