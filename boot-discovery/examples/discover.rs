@@ -2,22 +2,12 @@
 //! `cargo run --release -p boot-discovery --example discover -- disk.raw`
 //! (make one from a VMDK with `qemu-img convert -O raw disk.vmdk disk.raw`).
 
-use block_source::{check_range, BlockSource};
-use std::os::unix::fs::FileExt;
+#[path = "support/raw.rs"]
+mod raw;
+
+use raw::RawFile;
 use std::sync::Arc;
 use std::time::Instant;
-
-struct RawFile(std::fs::File, u64);
-
-impl BlockSource for RawFile {
-    fn capacity(&self) -> u64 {
-        self.1
-    }
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-        check_range(self.1, offset, buf.len())?;
-        self.0.read_exact_at(buf, offset)
-    }
-}
 
 fn main() {
     let Some(path) = std::env::args().nth(1) else {

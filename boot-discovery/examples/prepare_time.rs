@@ -5,22 +5,12 @@
 //! filesystem's module tree, the modules copied and the archive built.
 //! That is what the injection adds before the first guest instruction.
 
-use block_source::{check_range, BlockSource};
-use std::os::unix::fs::FileExt;
+#[path = "support/raw.rs"]
+mod raw;
+
+use block_source::BlockSource;
 use std::sync::Arc;
 use std::time::Instant;
-
-struct Raw(std::fs::File, u64);
-
-impl BlockSource for Raw {
-    fn capacity(&self) -> u64 {
-        self.1
-    }
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-        check_range(self.1, offset, buf.len())?;
-        self.0.read_exact_at(buf, offset)
-    }
-}
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -29,12 +19,7 @@ fn main() {
         std::process::exit(2);
     };
     let runs: usize = args.next().and_then(|r| r.parse().ok()).unwrap_or(5);
-    let file = std::fs::File::open(&path).unwrap_or_else(|e| {
-        eprintln!("{path}: {e}");
-        std::process::exit(1)
-    });
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let disk: Arc<dyn BlockSource> = Arc::new(Raw(file, len));
+    let disk: Arc<dyn BlockSource> = Arc::new(raw::RawFile::open_or_exit(&path));
     let plan = boot_discovery::discover(disk.clone()).unwrap_or_else(|e| {
         eprintln!("{path}: {e}");
         std::process::exit(1)

@@ -13,20 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-/// mkfs.btrfs with `--subvol` and `--compress`; fails (never skips) when
-/// it is not there.
-fn mkfs() -> PathBuf {
-    let cache = std::env::var_os("OVF_RUN_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(&std::env::var("HOME").unwrap()).join(".cache/ovf-run"));
-    let m = cache.join("btrfs-progs/sbin/mkfs.btrfs");
-    assert!(
-        m.exists(),
-        "{} is missing: run scripts/setup-deps (it unpacks btrfs-progs >= 6.7 there)",
-        m.display()
-    );
-    m
-}
 
 /// mkfs.btrfs a `mib` MiB image from `staging` with extra arguments.
 fn image(tmp: &Path, name: &str, mib: u64, staging: &Path, args: &[&str]) -> PathBuf {
@@ -35,7 +21,7 @@ fn image(tmp: &Path, name: &str, mib: u64, staging: &Path, args: &[&str]) -> Pat
         .unwrap()
         .set_len(mib * MIB)
         .unwrap();
-    run(Command::new(mkfs())
+    run(Command::new(btrfs_mkfs())
         .args(["-q", "-f", "-n", "4096", "--rootdir"])
         .arg(staging)
         .args(args)
@@ -159,7 +145,7 @@ fn compressed(algo: &str) {
         &[],
     );
     let img = image(tmp.path(), "c.img", 128, &st, &["--compress", algo]);
-    let dump = run(Command::new(mkfs().with_file_name("../bin/btrfs"))
+    let dump = run(Command::new(btrfs_mkfs().with_file_name("../bin/btrfs"))
         .args(["inspect-internal", "dump-tree", "-t", "5"])
         .arg(&img));
     let code = match algo {

@@ -23,18 +23,6 @@ kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio_ring.ko kernel/
 kernel/drivers/net/virtio_net.ko: kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko
 ";
 
-fn mkfs() -> PathBuf {
-    let cache = std::env::var_os("OVF_RUN_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(&std::env::var("HOME").unwrap()).join(".cache/ovf-run"));
-    let m = cache.join("btrfs-progs/sbin/mkfs.btrfs");
-    assert!(
-        m.exists(),
-        "{} is missing: run scripts/setup-deps (it unpacks btrfs-progs >= 6.7 there)",
-        m.display()
-    );
-    m
-}
 
 fn image(tmp: &Path, staging: &Path, args: &[&str]) -> PathBuf {
     let img = tmp.join("btrfs.img");
@@ -42,7 +30,7 @@ fn image(tmp: &Path, staging: &Path, args: &[&str]) -> PathBuf {
         .unwrap()
         .set_len(128 * MIB)
         .unwrap();
-    run(Command::new(mkfs())
+    run(Command::new(btrfs_mkfs())
         .args(["-q", "-f", "-n", "4096", "-U", UUID, "--rootdir"])
         .arg(staging)
         .args(args)

@@ -329,3 +329,18 @@ pub fn write_lv(disk: &Path, map: &LvMap, lv: &str, image: &Path) {
         }
     }
 }
+
+/// The private mkfs.btrfs (>= 6.7, for `--subvol` and `--compress`) that
+/// scripts/setup-deps unpacks; fails (never skips) when it is not there.
+pub fn btrfs_mkfs() -> PathBuf {
+    let cache = std::env::var_os("OVF_RUN_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(&std::env::var("HOME").unwrap()).join(".cache/ovf-run"));
+    let m = cache.join("btrfs-progs/sbin/mkfs.btrfs");
+    assert!(
+        m.exists(),
+        "{} is missing: run scripts/setup-deps (it unpacks btrfs-progs >= 6.7 there)",
+        m.display()
+    );
+    m
+}
