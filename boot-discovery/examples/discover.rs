@@ -14,13 +14,9 @@ fn main() {
         eprintln!("usage: discover DISK.raw");
         std::process::exit(2);
     };
-    let f = std::fs::File::open(&path).unwrap_or_else(|e| {
-        eprintln!("{path}: {e}");
-        std::process::exit(1)
-    });
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let disk = RawFile::open_or_exit(&path);
     let start = Instant::now();
-    match boot_discovery::discover(Arc::new(RawFile(f, len))) {
+    match boot_discovery::discover(Arc::new(disk)) {
         Ok(plan) => {
             let took = start.elapsed();
             print!("{}", plan.summary());
