@@ -1,4 +1,4 @@
-//! Discovery on the test-bed's Debian appliances, when they have been built
+//! Discovery on the test-bed's Debian appliances (built by scripts/setup;
 //! (`~/.cache/ovf-run/appliances/debian-bookworm-{mbr,gpt}.ova`, or the
 //! directory in `OVF_RUN_APPLIANCES`). The VMDK is taken out with `tar` and
 //! made raw with `qemu-img convert`, independently of ovf-run's own
@@ -46,26 +46,24 @@ fn appliance(variant: &str) -> Option<PathBuf> {
     Some(ova)
 }
 
-fn check(variant: &str) {
-    let Some(ova) = appliance(variant) else {
-        return;
-    };
-    let tmp = tempfile::tempdir().unwrap();
+/// The appliance's disk as a raw file in `tmp` (tar + qemu-img convert).
+fn raw_disk(variant: &str, tmp: &Path) -> Option<PathBuf> {
+    let ova = appliance(variant)?;
     let st = Command::new("tar")
         .arg("-C")
-        .arg(tmp.path())
+        .arg(tmp)
         .arg("-xf")
         .arg(&ova)
         .args(["--wildcards", "*.vmdk"])
         .status()
         .unwrap();
     assert!(st.success());
-    let vmdk = std::fs::read_dir(tmp.path())
+    let vmdk = std::fs::read_dir(tmp)
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| p.extension().is_some_and(|e| e == "vmdk"))
         .unwrap();
-    let raw = tmp.path().join("disk.raw");
+    let raw = tmp.join("disk.raw");
     let st = Command::new("qemu-img")
         .args(["convert", "-O", "raw"])
         .arg(&vmdk)
@@ -73,9 +71,22 @@ fn check(variant: &str) {
         .status()
         .unwrap();
     assert!(st.success());
-    let f = std::fs::File::open(&raw).unwrap();
+    std::fs::remove_file(&vmdk).unwrap();
+    Some(raw)
+}
+
+fn open_raw(raw: &Path) -> Arc<dyn BlockSource> {
+    let f = std::fs::File::open(raw).unwrap();
     let len = f.metadata().unwrap().len();
-    let disk: Arc<dyn BlockSource> = Arc::new(FileSource(f, len));
+    Arc::new(FileSource(f, len))
+}
+
+fn check(variant: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(raw) = raw_disk(variant, tmp.path()) else {
+        return;
+    };
+    let disk = open_raw(&raw);
     let plan = discover(disk.clone()).unwrap_or_else(|e| panic!("{e}"));
     eprintln!(
         "{variant}: kernel {} ({} bytes), initrd {:?}, cmdline {:?}",
@@ -265,4 +276,157 @@ fn debian_bookworm_mbr_appliance() {
 #[test]
 fn debian_bookworm_gpt_appliance() {
     check("gpt");
+}
+
+/// Unmounts and detaches when dropped.
+struct Mounted {
+    dir: PathBuf,
+    dev: String,
+}
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.dir).status();
+        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
+    }
+}
+
+/// Partition 1 of `raw` mounted read-only at `dir` (dracut reads the
+/// appliance's module tree from a directory).
+fn mount_ro(raw: &Path, dir: &Path) -> Mounted {
+    let dump = String::from_utf8(
+        Command::new("sfdisk")
+            .arg("-d")
+            .arg(raw)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let start: u64 = dump
+        .lines()
+        .find_map(|l| l.split("start=").nth(1))
+        .and_then(|s| s.split(',').next())
+        .map(|s| s.trim().parse().unwrap())
+        .expect("a partition");
+    let out = Command::new("losetup")
+        .args(["-f", "--show", "-r", "-o", &(start * 512).to_string()])
+        .arg(raw)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "losetup: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    std::fs::create_dir_all(dir).unwrap();
+    let m = Mounted {
+        dir: dir.to_path_buf(),
+        dev: dev.clone(),
+    };
+    let st = Command::new("mount")
+        .args(["-o", "ro", &dev])
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount {dev}");
+    m
+}
+
+/// A real dracut image, host-only for VMware as a RHEL/Fedora appliance
+/// made on VMware has it: dracut 059 (Debian's dracut-core) builds it from
+/// the vmware appliance's own module tree with VMware's storage drivers and
+/// no virtio. Our reader lists what `cpio -t` lists; the driver check sees
+/// dracut and the missing virtio, adds the modules from the appliance's
+/// root with a modules-load.d file and rd.driver.pre=, and the real
+/// modprobe resolves them in the unpacked result.
+#[test]
+fn dracut_hostonly_image_gets_virtio() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(raw) = raw_disk("vmware", tmp.path()) else {
+        return;
+    };
+    let disk = open_raw(&raw);
+    let mut plan = discover(disk.clone()).unwrap_or_else(|e| panic!("{e}"));
+    let rel = drivers::modules::bzimage_release(&plan.kernel).expect("release");
+    let image = tmp.path().join("dracut.img");
+    {
+        let mnt = tmp.path().join("mnt");
+        let _m = mount_ro(&raw, &mnt);
+        let out = Command::new("dracut")
+            .args(["--no-hostonly", "--no-early-microcode", "--force", "--gzip"])
+            .args(["--kver", &rel, "--kmoddir"])
+            .arg(mnt.join("lib/modules").join(&rel))
+            .args(["--modules", "base kernel-modules"])
+            .args(["--drivers", "vmw_pvscsi mptspi ata_piix sd_mod"])
+            .args([
+                "--omit-drivers",
+                "virtio virtio_ring virtio_pci virtio_blk virtio_net virtio_scsi",
+            ])
+            .arg(&image)
+            .output()
+            .expect("dracut (dracut-core, scripts/setup-deps)");
+        assert!(
+            out.status.success(),
+            "dracut: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let bytes = std::fs::read(&image).unwrap();
+    let listed_dir = tmp.path().join("listed");
+    std::fs::create_dir(&listed_dir).unwrap();
+    let listed = unpack(&bytes, &listed_dir);
+    assert!(
+        listed.iter().any(|n| n.ends_with("/vmw_pvscsi.ko")),
+        "a VMware image"
+    );
+    assert!(
+        !listed.iter().any(|n| n.contains("virtio")),
+        "no virtio in it"
+    );
+    let ours = initramfs::read(&bytes, &|_| false, initramfs::Limits::default()).unwrap();
+    let ours: Vec<&str> = ours.names().collect();
+    let theirs: Vec<&str> = listed.iter().map(|n| initramfs::normalise(n)).collect();
+    assert_eq!(ours, theirs);
+
+    plan.initrd = Some(bytes.clone());
+    let report = drivers::prepare(disk, &plan).unwrap();
+    eprintln!("{}", report.summary());
+    assert_eq!(report.generator.name(), "dracut");
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert!(
+        report.missing.iter().any(|m| m == "virtio_blk"),
+        "{:?}",
+        report.missing
+    );
+    assert!(
+        report
+            .cmdline_extra
+            .iter()
+            .any(|a| a.starts_with("rd.driver.pre=") && a.contains("virtio_blk")),
+        "{:?}",
+        report.cmdline_extra
+    );
+    let mut combined = bytes;
+    combined.resize(combined.len().next_multiple_of(4), 0);
+    combined.extend(report.appended_cpio.as_ref().expect("an archive"));
+    let result = tmp.path().join("result");
+    std::fs::create_dir(&result).unwrap();
+    unpack(&combined, &result);
+    let load = std::fs::read_to_string(result.join("etc/modules-load.d/ovf-run-virtio.conf"))
+        .expect("modules-load.d file");
+    assert!(load.contains("virtio_blk"), "{load}");
+    for name in ["virtio_blk", "virtio_pci", "virtio_net"] {
+        let out = Command::new("modprobe")
+            .arg("-d")
+            .arg(&result)
+            .args(["-S", &rel, "--show-depends", name])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains(&format!("{name}.ko")),
+            "{name}: {text}"
+        );
+    }
 }

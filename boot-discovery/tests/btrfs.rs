@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-
 /// mkfs.btrfs a `mib` MiB image from `staging` with extra arguments.
 fn image(tmp: &Path, name: &str, mib: u64, staging: &Path, args: &[&str]) -> PathBuf {
     let img = tmp.join(name);

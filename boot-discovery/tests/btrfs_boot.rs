@@ -23,7 +23,6 @@ kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio_ring.ko kernel/
 kernel/drivers/net/virtio_net.ko: kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko
 ";
 
-
 fn image(tmp: &Path, staging: &Path, args: &[&str]) -> PathBuf {
     let img = tmp.join("btrfs.img");
     std::fs::File::create(&img)
