@@ -1,6 +1,6 @@
-//! Discovery on the test-bed's Debian appliances (built by scripts/setup;
-//! (`~/.cache/ovf-run/appliances/debian-bookworm-{mbr,gpt}.ova`, or the
-//! directory in `OVF_RUN_APPLIANCES`). The VMDK is taken out with `tar` and
+//! Discovery on the test-bed's Debian appliances, built by scripts/setup
+//! (`~/.cache/ovf-run/appliances/debian-bookworm-{mbr,gpt,vmware}.ova`, or
+//! the directory in `OVF_RUN_APPLIANCES`; a missing one fails the test). The VMDK is taken out with `tar` and
 //! made raw with `qemu-img convert`, independently of ovf-run's own
 //! package and disk code, so only boot discovery is under test here. The
 //! real initramfs is also listed against `cpio -t` and checked for virtio
