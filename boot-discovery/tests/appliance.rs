@@ -1,7 +1,7 @@
 //! Discovery on the test-bed's Debian appliances, built by scripts/setup
 //! (`~/.cache/ovf-run/appliances/debian-bookworm-{mbr,gpt,vmware}.ova`, or
-//! the directory in `OVF_RUN_APPLIANCES`; a missing one fails the test). The VMDK is taken out with `tar` and
-//! made raw with `qemu-img convert`, independently of ovf-run's own
+//! the directory in `OVF_RUN_APPLIANCES`; a missing one fails the test).
+//! The VMDK is taken out with `tar` and made raw with `qemu-img convert`, independently of ovf-run's own
 //! package and disk code, so only boot discovery is under test here. The
 //! real initramfs is also listed against `cpio -t` and checked for virtio
 //! drivers, before and after taking them out.
