@@ -80,12 +80,18 @@ fn inspect_says_what_each_needs() {
         "virtio_net: added from the appliance's /lib/modules",
         "root device: root=/dev/sda1 -> root=UUID=",
     ] {
-        assert!(text.contains(line), "inspect vmware lacks {line:?}:\n{text}");
+        assert!(
+            text.contains(line),
+            "inspect vmware lacks {line:?}:\n{text}"
+        );
     }
 
     let text = inspect(&ova(Variant::Uefi), cache);
     assert!(text.contains("Firmware:  EFI in the package"), "{text}");
-    assert!(text.contains("EFI System Partition") || text.contains("vfat"), "{text}");
+    assert!(
+        text.contains("EFI System Partition") || text.contains("vfat"),
+        "{text}"
+    );
     assert!(
         text.contains("--firmware auto boots the kernel above directly"),
         "{text}"

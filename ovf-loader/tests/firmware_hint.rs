@@ -31,7 +31,11 @@ fn hint(config: &str) -> (Option<FirmwareHint>, usize) {
 fn efi_bios_and_absent() {
     let efi = r#"<vmw:Config ovf:required="false" vmw:key="firmware" vmw:value="efi"/>"#;
     let bios = r#"<vmw:Config ovf:required="false" vmw:key="firmware" vmw:value="bios"/>"#;
-    assert_eq!(hint(efi), (Some(FirmwareHint::Efi), 1), "only cpuHotAddEnabled is ignored");
+    assert_eq!(
+        hint(efi),
+        (Some(FirmwareHint::Efi), 1),
+        "only cpuHotAddEnabled is ignored"
+    );
     assert_eq!(hint(bios), (Some(FirmwareHint::Bios), 1));
     assert_eq!(hint(""), (None, 1));
     // Another vendor's Config element of the same name is not VMware's.

@@ -296,7 +296,8 @@ impl Appliance {
             None => None,
         };
         let opened = disks::open_disks(&self.pkg, &spec, layering, opts.progress.clone())?;
-        let boot = kernel::choose_kernel(&opts.kernel, opened[0].config.source.clone(), spec.firmware)?;
+        let boot =
+            kernel::choose_kernel(&opts.kernel, opened[0].config.source.clone(), spec.firmware)?;
         let smbios = plan::machine_identity(&self.pkg.descriptor, &name);
         let snapshot =
             crate::snapshots::Source::new(&self.pkg, opts, &name, &machine, &opened, &boot);
