@@ -191,3 +191,43 @@ fn check_drivers(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ovf_loader::model::FirmwareHint;
+
+    fn blank_disk() -> Arc<dyn BlockSource> {
+        Arc::new(block_source::MemorySource::new(vec![0; 1 << 20], true))
+    }
+
+    fn auto() -> KernelOptions {
+        KernelOptions {
+            kernel: None,
+            initrd: None,
+            append: Vec::new(),
+            cmdline: None,
+            firmware: Firmware::Auto,
+            bios: Some(PathBuf::from("/nonexistent/bios.bin")),
+        }
+    }
+
+    #[test]
+    fn auto_hands_a_bios_package_without_kernel_to_the_bios() {
+        let choice = choose_kernel(&auto(), blank_disk(), Some(FirmwareHint::Bios)).unwrap();
+        assert!(matches!(choice.kernel, Kernel::Bios(_)));
+        let choice = choose_kernel(&auto(), blank_disk(), None).unwrap();
+        assert!(matches!(choice.kernel, Kernel::Bios(_)));
+    }
+
+    #[test]
+    fn auto_refuses_an_efi_package_without_kernel() {
+        let Err(err) = choose_kernel(&auto(), blank_disk(), Some(FirmwareHint::Efi)) else {
+            panic!("an EFI package without kernel was handed to the BIOS");
+        };
+        assert!(matches!(err, LaunchError::EfiOnly { .. }), "{err}");
+        let text = err.to_string();
+        assert!(text.contains("no bootable Linux kernel"), "{text}");
+        assert!(text.contains("EFI firmware"), "{text}");
+    }
+}
