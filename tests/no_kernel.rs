@@ -85,7 +85,8 @@ fn make_package(dir: &Path) -> std::path::PathBuf {
         .replace("@NAME@", "no-kernel")
         .replace("@POPULATED_SIZE@", &size.to_string())
         .replace("@VARIANT@", "mbr")
-        .replace("@VERSION@", "1.0");
+        .replace("@VERSION@", "1.0")
+        .replace("@FIRMWARE@", "bios");
     assert!(
         !ovf.contains('@'),
         "a placeholder of the template is not filled:\n{ovf}"
