@@ -240,32 +240,7 @@ fn check_drivers(disk: Arc<dyn BlockSource>, mut plan: boot_discovery::BootPlan,
     unpack(&combined, &result);
     let conf = std::fs::read_to_string(result.join("conf/modules")).unwrap();
     assert!(conf.contains("\nvirtio_blk\n"), "{conf}");
-    for name in ["virtio_blk", "virtio_pci", "virtio_net"] {
-        let out = Command::new("modprobe")
-            .arg("-d")
-            .arg(&result)
-            .args(["-S", &rel, "--show-depends", name])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && text.contains(&format!("{name}.ko")),
-            "{name}: {text}"
-        );
-        // The added file is the real module: modinfo reads its name.
-        let path = text
-            .lines()
-            .last()
-            .unwrap()
-            .split_whitespace()
-            .nth(1)
-            .unwrap();
-        let info = Command::new("modinfo")
-            .args(["-F", "name", path])
-            .output()
-            .unwrap();
-        assert_eq!(String::from_utf8_lossy(&info.stdout).trim(), name);
-    }
+    assert_virtio_resolves(&result, &rel);
 }
 
 #[test]
@@ -416,11 +391,17 @@ fn dracut_hostonly_image_gets_virtio() {
     let load = std::fs::read_to_string(result.join("etc/modules-load.d/ovf-run-virtio.conf"))
         .expect("modules-load.d file");
     assert!(load.contains("virtio_blk"), "{load}");
+    assert_virtio_resolves(&result, &rel);
+}
+
+/// The real modprobe resolves virtio_blk/pci/net in the unpacked `result`
+/// (image + appended archive), and modinfo reads each added module's name.
+fn assert_virtio_resolves(result: &Path, rel: &str) {
     for name in ["virtio_blk", "virtio_pci", "virtio_net"] {
         let out = Command::new("modprobe")
             .arg("-d")
-            .arg(&result)
-            .args(["-S", &rel, "--show-depends", name])
+            .arg(result)
+            .args(["-S", rel, "--show-depends", name])
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
@@ -428,5 +409,18 @@ fn dracut_hostonly_image_gets_virtio() {
             out.status.success() && text.contains(&format!("{name}.ko")),
             "{name}: {text}"
         );
+        // The added file is the real module: modinfo reads its name.
+        let path = text
+            .lines()
+            .last()
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap();
+        let info = Command::new("modinfo")
+            .args(["-F", "name", path])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&info.stdout).trim(), name);
     }
 }
