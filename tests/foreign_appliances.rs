@@ -41,15 +41,12 @@ fn inspect(ova: &Path, cache: &Path) -> String {
 /// The initramfs the appliance's boot configuration names, as discovery
 /// reads it from the package's disk.
 fn initrd_of(ova: &Path, cache: &Path) -> Vec<u8> {
-    let pkg = ovf_loader::Package::open_with_cache(ova, &ovf_loader::Package::default_cache())
-        .expect("package opens");
+    // The test's own cache, never the user's.
+    let inflated = disk_image::CacheDir::new(cache.join("inflated"));
+    let pkg = ovf_loader::Package::open_with_cache(ova, &inflated).expect("package opens");
     let spec = ovf_loader::machine_spec(&pkg.envelope, None, None).expect("machine");
-    let (disk, _) = ovf_loader::disks::open_disk_checked(
-        &pkg,
-        &spec.disks[0],
-        &disk_image::CacheDir::new(cache.join("inflated")),
-    )
-    .expect("disk opens");
+    let (disk, _) =
+        ovf_loader::disks::open_disk_checked(&pkg, &spec.disks[0], &inflated).expect("disk opens");
     let plan = boot_discovery::discover(disk).expect("discovery");
     plan.initrd.expect("an initrd")
 }
