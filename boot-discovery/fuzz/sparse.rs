@@ -5,19 +5,19 @@
 //! image is 22 MiB, and the fuzzer mutates structures rather than zeros.
 //! Shared by the `btrfs` target and `tests/fuzz_seeds.rs`.
 //!
-//! Layout (little-endian): the volume length (u32), then records to the
-//! end of the input: offset u32, length u16, then that many bytes (fewer
-//! if the input ends). Later records overwrite earlier ones; bytes past
-//! the volume length are dropped.
+//! The format is decoded by `fuzz/harness/sparse_patches.rs` (shared with
+//! the disk-format targets).
 
 #![allow(dead_code)]
+
+#[path = "../../fuzz/harness/sparse_patches.rs"]
+mod sparse_patches;
 
 use block_source::{check_range, BlockSource};
 use std::io;
 
 pub struct SparseVolume {
-    len: u64,
-    patches: Vec<(u64, Vec<u8>)>,
+    patches: sparse_patches::Patches,
     /// Give every block-sized read (a power of two from 4 KiB to 64 KiB)
     /// a valid btrfs CRC-32C, so mutated tree blocks reach the parsers
     /// instead of stopping at the checksum.
@@ -26,22 +26,8 @@ pub struct SparseVolume {
 
 impl SparseVolume {
     pub fn decode(data: &[u8]) -> Option<SparseVolume> {
-        let len = u64::from(u32::from_le_bytes(data.get(..4)?.try_into().ok()?));
-        let mut patches = Vec::new();
-        let mut rest = &data[4..];
-        while rest.len() >= 6 {
-            let off = u64::from(u32::from_le_bytes(rest[..4].try_into().ok()?));
-            let n = usize::from(u16::from_le_bytes([rest[4], rest[5]]));
-            let bytes = &rest[6..6 + n.min(rest.len() - 6)];
-            rest = &rest[6 + bytes.len()..];
-            let keep = len.saturating_sub(off).min(bytes.len() as u64) as usize;
-            if keep > 0 {
-                patches.push((off, bytes[..keep].to_vec()));
-            }
-        }
         Some(SparseVolume {
-            len,
-            patches,
+            patches: sparse_patches::Patches::decode(data, u64::MAX)?,
             fix_csums: false,
         })
     }
@@ -49,21 +35,12 @@ impl SparseVolume {
 
 impl BlockSource for SparseVolume {
     fn capacity(&self) -> u64 {
-        self.len
+        self.patches.len
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        check_range(self.len, offset, buf.len())?;
-        buf.fill(0);
-        let end = offset + buf.len() as u64;
-        for (at, bytes) in &self.patches {
-            let (from, to) = (offset.max(*at), end.min(at + bytes.len() as u64));
-            if from < to {
-                let dst = (from - offset) as usize..(to - offset) as usize;
-                let src = (from - at) as usize..(to - at) as usize;
-                buf[dst].copy_from_slice(&bytes[src]);
-            }
-        }
+        check_range(self.patches.len, offset, buf.len())?;
+        self.patches.read(buf, offset);
         if self.fix_csums && buf.len().is_power_of_two() && (4096..=65536).contains(&buf.len()) {
             let c = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI).checksum(&buf[32..]);
             buf[..4].copy_from_slice(&c.to_le_bytes());
